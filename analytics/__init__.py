@@ -1,0 +1,1 @@
+"""GridGuard analytics: forecasts and anomaly detection on stored metrics."""

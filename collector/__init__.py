@@ -1,0 +1,1 @@
+"""GridGuard collector: sources, DSP, events, sinks and the command line."""
