@@ -1,0 +1,186 @@
+"""`gridguard run`: the collector, live, on the configured source or the simulated panel."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.live import Live
+
+from collector.assembly import RunSettings, build_pipeline, settings_from_config
+from collector.cli.common import err_console, fail, open_output, setup_logging
+from collector.clock import Pacer, SystemClock
+from collector.config.errors import ConfigError
+from collector.config.load import load_config
+from collector.config.models import GridGuardConfig
+from collector.config.source import SourceType
+from collector.live import LiveView
+from collector.model import Sink, Source
+from collector.sinks.jsonl import JsonLinesSink
+from collector.sources.errors import RecordingError
+from collector.sources.replay import ReplaySource
+from collector.sources.simulated.source import SimulatedSource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SCENARIO = REPO_ROOT / "config" / "scenarios" / "demo.yaml"
+
+
+def _simulated(scenario: Path, duration_s: float | None, seed: int | None,
+               sample_rate_hz: float | None, start_ns: int) -> SimulatedSource:
+    try:
+        return SimulatedSource.from_scenario(
+            scenario, seed=seed, sample_rate_hz=sample_rate_hz,
+            duration_s=duration_s, start_ns=start_ns,
+        )
+    except FileNotFoundError:
+        fail(f"{scenario}: scenario file not found")
+    except (ValueError, ConfigError) as exc:
+        fail(f"{scenario}: {exc}")
+
+
+def source_from_config(cfg: GridGuardConfig, duration_s: float | None, start_ns: int) -> Source:
+    """The configured source; hardware sources are imported only when configured."""
+    src = cfg.source
+    if src.type is SourceType.SIMULATED and src.simulated is not None:
+        return _simulated(src.simulated.scenario, duration_s, src.simulated.seed,
+                          src.simulated.sample_rate_hz, start_ns)
+    if src.type is SourceType.REPLAY and src.replay is not None:
+        try:
+            return ReplaySource.open(src.replay.path,
+                                     nominal_frequency_hz=float(cfg.system.nominal_frequency_hz),
+                                     nominal_voltage_v=cfg.system.nominal_voltage_v)
+        except RecordingError as exc:
+            fail(str(exc))
+    fail(f"source.type: {src.type} is not available in this build of gridguard run")
+
+
+def check_channels(cfg: GridGuardConfig, source: Source) -> None:
+    """Every channel the config's circuits use must exist in the source."""
+    have = {c.id for c in source.capabilities.channels}
+    missing = sorted({ch for c in cfg.circuits for ch in c.current_channels} - have)
+    if missing:
+        fail(f"circuits[].current_channels: the source has no channel(s) {missing}; "
+             f"it has {sorted(have)}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[list[bool]]:
+    stop = [False]
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop[0] = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run(
+    simulate: Annotated[
+        bool, typer.Option("--simulate", help="Use the simulated panel (no hardware).")
+    ] = False,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario file for --simulate (default: demo).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Configuration file.")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds of signal.")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Pace relative to real time; 0 = as fast as possible.")
+    ] = 1.0,
+    live: Annotated[bool, typer.Option(help="Show the live table.")] = True,
+    metrics_out: Annotated[
+        Path | None, typer.Option("--metrics-out", help="Also write metrics as JSON Lines.")
+    ] = None,
+    events_out: Annotated[
+        Path | None, typer.Option("--events-out", help="Also write events as JSON Lines.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Simulator seed override.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the collector: measure, detect events, write to the configured sinks."""
+    setup_logging(verbose)
+    if speed < 0:
+        fail(f"--speed: must be >= 0, got {speed}")
+    if not simulate and config is None:
+        fail("nothing to run: give --simulate (simulated panel) or --config FILE")
+    clock = SystemClock()
+    start_ns = clock.now_ns()
+    cfg: GridGuardConfig | None = None
+    settings = RunSettings()
+    if config is not None:
+        try:
+            cfg = load_config(config)
+        except ConfigError as exc:
+            fail(str(exc))
+        settings = settings_from_config(cfg)
+    if simulate:
+        source: Source = _simulated(scenario or DEFAULT_SCENARIO, duration, seed, None, start_ns)
+        if cfg is not None and cfg.source.type is not SourceType.SIMULATED:
+            err_console.print("[yellow]--simulate overrides source.type from the config[/]")
+    else:
+        assert cfg is not None
+        source = source_from_config(cfg, duration, start_ns)
+    if cfg is not None:
+        check_channels(cfg, source)
+    else:
+        settings = RunSettings(nominal_voltage_v=source.capabilities.nominal_voltage_v)
+
+    caps = source.capabilities
+    title = (f"GridGuard — {len(caps.channels)} channels, "
+             f"{caps.nominal_frequency_hz:g} Hz nominal — Ctrl-C to stop")
+    view = LiveView(title)
+    pacer = Pacer(clock, speed) if speed > 0 else None
+    with open_output(metrics_out) as m_out, open_output(events_out) as e_out:
+        sinks: list[Sink] = []
+        if m_out is not None or e_out is not None:
+            sinks.append(JsonLinesSink(m_out, e_out))
+        pipeline = build_pipeline(caps, settings, sinks)
+        started = time.monotonic()
+        with _stop_on_signals() as stop, (
+            Live(view.render(), console=err_console, refresh_per_second=4, transient=False)
+            if live else contextlib.nullcontext()
+        ) as display:
+            last_draw = 0.0
+            for block in source.blocks():
+                step = pipeline.process(block)
+                view.update(step.metrics, step.events, step.started)
+                if not live:
+                    for e in step.events:
+                        err_console.print(f"event: {e.type} {''.join(e.phases)} "
+                                          f"{e.duration_s}", highlight=False)
+                now = time.monotonic()
+                if display is not None and now - last_draw > 0.2:
+                    display.update(view.render())
+                    last_draw = now
+                if stop[0]:
+                    break
+                if pacer is not None:
+                    pacer.wait_for(block.duration_s)
+            final = pipeline.finish()
+            view.update(final.metrics, final.events, final.started)
+            if display is not None:
+                display.update(view.render())
+        source.close()
+    stats = pipeline.stats
+    err_console.print(
+        f"processed {stats.signal_s:.1f} s of signal in "
+        f"{time.monotonic() - started:.1f} s: {stats.metrics} metric records, "
+        f"{stats.events} events"
+        + (f", sink errors {stats.sink_errors}" if stats.sink_errors else ""),
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
