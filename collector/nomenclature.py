@@ -89,11 +89,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("duration_s", _EV, "s", "Event duration", "duration", None),
     FieldSpec("residual_voltage_pct", _EV, "%", "Lowest Urms(1/2) in % of reference (dips, interruptions)", None, None),
     FieldSpec("extreme_pct", _EV, "%", "Extreme value in % of reference (swells, excursions)", None, None),
+    FieldSpec("category", _EV, "", "IEEE 1159 category of the event (string)", None, None),
     # health
     FieldSpec("spool_depth_points", _H, "", "Points waiting in the on-disk spool", None, "measurement"),
     FieldSpec("points_written", _H, "", "Points written to InfluxDB since start", None, "total_increasing"),
     FieldSpec("points_dropped", _H, "", "Points rejected by InfluxDB and dropped (logged)", None, "total_increasing"),
     FieldSpec("write_errors", _H, "", "Failed write attempts since start", None, "total_increasing"),
+    FieldSpec("fields_dropped", _H, "", "Single field values dropped (NaN/inf, unknown name), logged", None, "total_increasing"),
+    FieldSpec("points_spooled", _H, "", "Points written to the on-disk spool since start", None, "total_increasing"),
+    FieldSpec("points_replayed", _H, "", "Spooled points delivered to InfluxDB since start", None, "total_increasing"),
+    FieldSpec("points_evicted", _H, "", "Oldest spooled points dropped because the spool was full", None, "total_increasing"),
+    FieldSpec("points_lost", _H, "", "Points that could be neither written nor spooled", None, "total_increasing"),
 )
 
 HARMONIC_MAX_ORDER = 50

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from collector.cli import config_cmd, replay_cmd, run_cmd, simulate_cmd
+from collector.cli import config_cmd, export_cmd, influx_cmd, replay_cmd, run_cmd, simulate_cmd
 
 app = typer.Typer(
     name="gridguard",
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (run_cmd, replay_cmd, simulate_cmd, config_cmd):
+for _module in (run_cmd, replay_cmd, simulate_cmd, config_cmd, influx_cmd, export_cmd):
     _module.register(app)
 
 

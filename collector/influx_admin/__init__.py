@@ -1,0 +1,1 @@
+"""InfluxDB administration: buckets, tokens and tasks (setup), queries, export."""

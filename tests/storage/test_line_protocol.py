@@ -1,0 +1,207 @@
+"""Line protocol encoding: escaping, precision, None/NaN policy, routing by the nomenclature.
+
+Expected texts follow the InfluxDB 2.x line protocol reference (escaping rules: commas
+and spaces in measurements; commas, equals signs and spaces in tag keys, tag values
+and field keys; double quotes and backslashes in string field values).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from collector.model import Event, EventType, Metrics, Severity
+from collector.nomenclature import FIELDS, Measurement, harmonic_field
+from collector.sinks.influx.line_protocol import (
+    PRECISION,
+    encode_event,
+    encode_line,
+    encode_metrics,
+    escape_key,
+    escape_measurement,
+    escape_string_field,
+    format_field_value,
+    timestamp_ms,
+)
+
+T_NS = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789Z
+
+
+def test_precision_is_milliseconds_floored() -> None:
+    assert PRECISION == "ms"
+    assert timestamp_ms(T_NS) == 1_700_000_000_123
+    assert timestamp_ms(1_700_000_000_999_999_999) == 1_700_000_000_999  # never rounds up
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("my measurement", r"my\ measurement"), ("a,b", r"a\,b"), ("a=b", "a=b")],
+)
+def test_escape_measurement(raw: str, expected: str) -> None:
+    assert escape_measurement(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Main Panel", r"Main\ Panel"),
+        ("k=v", r"k\=v"),
+        ("a,b", r"a\,b"),
+        ("plain", "plain"),
+    ],
+)
+def test_escape_key(raw: str, expected: str) -> None:
+    assert escape_key(raw) == expected
+
+
+def test_escape_string_field() -> None:
+    assert escape_string_field('cal "v2" C:\\x') == 'cal \\"v2\\" C:\\\\x'
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, "true"),
+        (np.bool_(False), "false"),
+        (3, "3.0"),  # numbers are floats whatever their Python type
+        (np.int64(7), "7.0"),
+        (0.1, "0.1"),
+        (np.float32(0.5), "0.5"),
+        (1e-20, "1e-20"),
+        ("cal-2024-01", '"cal-2024-01"'),
+    ],
+)
+def test_format_field_value(value: float | int | bool | str, expected: str) -> None:
+    assert format_field_value(value) == expected
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, np.float64("nan"), "a\nb"])
+def test_unstorable_values_raise(value: float | str) -> None:
+    with pytest.raises(ValueError, match=r"non-finite|line break"):
+        format_field_value(value)
+
+
+def test_float_text_round_trips_exactly() -> None:
+    rng = random.Random(1)
+    for _ in range(2000):
+        x = rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-12, 12)
+        assert float(format_field_value(x)) == x
+
+
+def _metrics(**fields: float | int | bool | str | None) -> Metrics:
+    return Metrics(time_ns=T_NS, interval="150c", channel="Main Panel", phase="A",
+                   fields=fields)
+
+
+def test_metrics_line_tags_fields_and_time() -> None:
+    enc = encode_metrics(_metrics(voltage_rms_v=230.12, current_rms_a=None), site="home")
+    assert enc.lines == (
+        r"electrical,circuit=Main\ Panel,interval=150c,phase=A,site=home "
+        "voltage_rms_v=230.12,flagged=false 1700000000123",
+    )
+    assert enc.dropped == ()  # None is "not available", not a drop
+
+
+def test_nan_and_inf_fields_are_dropped_with_a_reason_others_kept() -> None:
+    enc = encode_metrics(
+        _metrics(voltage_rms_v=math.nan, current_rms_a=5.0, power_active_w=math.inf),
+        site="s",
+    )
+    assert len(enc.lines) == 1
+    assert "current_rms_a=5.0" in enc.lines[0]
+    assert "voltage_rms_v" not in enc.lines[0]
+    assert "power_active_w" not in enc.lines[0]
+    assert sorted(d.what.split(" ")[0] for d in enc.dropped) == [
+        "electrical.power_active_w", "electrical.voltage_rms_v"]
+    assert all("non-finite" in d.reason for d in enc.dropped)
+
+
+def test_unknown_field_names_are_never_written() -> None:
+    enc = encode_metrics(_metrics(voltage_rms=230.0, current_rms_a=1.0), site="s")
+    assert "voltage_rms=" not in enc.lines[0]
+    assert [d.reason for d in enc.dropped] == ["field name not in collector.nomenclature"]
+
+
+def test_fields_are_routed_to_their_measurements() -> None:
+    fields: dict[str, float | int | bool | str | None] = {
+        "voltage_rms_v": 230.0,
+        harmonic_field("voltage", 3): 4.5,
+        harmonic_field("current", 50): 0.01,
+        "voltage_unbalance_neg_pct": 0.8,
+        "calibration_id": 'cal "A"',
+        "missing_samples": 0,
+    }
+    m = Metrics(time_ns=T_NS, interval="10min", channel="system", phase="ABC",
+                fields=fields, flagged=True)
+    enc = encode_metrics(m, site="s")
+    by_measurement = {line.split(",", 1)[0]: line for line in enc.lines}
+    assert set(by_measurement) == {"electrical", "harmonics", "polyphase"}
+    assert "voltage_h3_v=4.5" in by_measurement["harmonics"]
+    assert "current_h50_a=0.01" in by_measurement["harmonics"]
+    assert "voltage_unbalance_neg_pct=0.8" in by_measurement["polyphase"]
+    electrical = by_measurement["electrical"]
+    assert 'calibration_id="cal \\"A\\""' in electrical
+    assert "missing_samples=0.0" in electrical
+    assert "flagged=true" in electrical
+
+
+def test_every_nomenclature_field_encodes_to_its_measurement() -> None:
+    for spec in FIELDS:
+        if spec.measurement is Measurement.EVENTS:
+            continue
+        value: float | str | bool = 1.5
+        if spec.name == "calibration_id":
+            value = "x"
+        elif spec.name == "flagged":
+            value = True
+        enc = encode_metrics(_metrics(**{spec.name: value}), site="s")
+        assert any(line.startswith(spec.measurement.value + ",") and f" {spec.name}=" in
+                   " " + line.split(" ", 1)[1].replace(",", " ") for line in enc.lines), spec.name
+
+
+def test_event_fields_in_metrics_are_refused() -> None:
+    enc = encode_metrics(_metrics(duration_s=1.0), site="s")
+    assert enc.lines == ()
+    assert "events" in enc.dropped[0].reason
+
+
+def test_all_none_record_writes_nothing() -> None:
+    assert encode_metrics(_metrics(voltage_rms_v=None), site="s").lines == ()
+
+
+@pytest.mark.parametrize(("circuit", "reason"), [("a\nb", "line break"), ("ends\\", "backslash")])
+def test_unstorable_tag_drops_the_point(circuit: str, reason: str) -> None:
+    line, dropped = encode_line("electrical", {"circuit": circuit}, {"voltage_rms_v": 1.0}, 0)
+    assert line is None
+    assert reason in dropped[0].reason
+
+
+def test_event_line() -> None:
+    e = Event(
+        type=EventType.VOLTAGE_DIP, start_ns=T_NS, duration_s=0.085, phases=("A", "B", "C"),
+        severity=Severity.CRITICAL, channel="mains", residual_voltage_pct=42.5,
+        category="instantaneous sag", details={"not_a_field": 1.0},
+    )
+    enc = encode_event(e, site="home")
+    assert len(enc.lines) == 1
+    head, rest = enc.lines[0].split(" ", 1)
+    fields, ts = rest.rsplit(" ", 1)
+    assert 'category="instantaneous sag"' in fields
+    assert head == ("events,circuit=mains,phase=ABC,severity=critical,site=home,"
+                    "type=voltage_dip")
+    assert ts == "1700000000123"
+    assert "duration_s=0.085" in fields
+    assert "residual_voltage_pct=42.5" in fields
+    assert "extreme_pct" not in fields
+    assert any(d.what.endswith("not_a_field") for d in enc.dropped)
+
+
+def test_event_in_progress_has_no_duration_field() -> None:
+    e = Event(type=EventType.VOLTAGE_SWELL, start_ns=T_NS, duration_s=None, phases=("B",),
+              extreme_pct=112.0)
+    (line,) = encode_event(e, site="s").lines
+    assert "duration_s" not in line
+    assert "extreme_pct=112.0" in line
