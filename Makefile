@@ -19,7 +19,7 @@ all: help
 
 help:
 	@echo "make demo      run the collector on the simulated panel with a live table"
-	@echo "make test      lint, type-check and run the whole test suite (starts influxd)"
+	@echo "make test      lint, type-check and run the whole test suite (starts influxd, mosquitto)"
 	@echo "make bench     run the benchmark scripts and print their figures"
 	@echo "make services  fetch or build the test services (influxd 2.7) into $(GRIDGUARD_CACHE)"
 
@@ -50,8 +50,9 @@ typecheck: $(STAMP)
 services:
 	@tests/services/ensure-system-deps.sh
 	@influx/dev/get-influxd.sh >/dev/null
+	@tests/services/ensure-mosquitto.sh >/dev/null
 
-# The influxd path is resolved (built on the first run, cached afterwards) before
+# The influxd and mosquitto paths are resolved (built on the first run, cached afterwards) before
 # pytest starts; the fixture itself never builds. GRIDGUARD_REQUIRE_INFLUXD makes a
 # missing influxd a failure rather than a skip.
 test: $(STAMP)
@@ -59,8 +60,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy collector analytics
 	@INFLUXD="$$(influx/dev/get-influxd.sh | tail -n 1)" && export INFLUXD && \
-	  echo "[make] influxd: $$INFLUXD" && \
-	  GRIDGUARD_REQUIRE_INFLUXD=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	  MOSQUITTO="$$(tests/services/ensure-mosquitto.sh | tail -n 1)" && export MOSQUITTO && \
+	  echo "[make] influxd: $$INFLUXD, mosquitto: $$MOSQUITTO" && \
+	  GRIDGUARD_REQUIRE_INFLUXD=1 GRIDGUARD_REQUIRE_MOSQUITTO=1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

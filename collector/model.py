@@ -252,11 +252,21 @@ class Sink(Protocol):
 
     ``publish`` must return quickly and never raise for a downstream outage: a sink
     buffers, spools or drops-and-logs, but the sampler never waits on it.
+
+    ``events`` holds events that ended (``duration_s`` set) and, announced once,
+    events that started and are still running (``duration_s`` None, no
+    ``details["open_ended"]``), so alarms can show a long fault from its start. The
+    same event later arrives again, ended, with the same ``start_ns``.
     """
 
     def publish(self, metrics: Sequence[Metrics], events: Sequence[Event]) -> None: ...
 
     def close(self) -> None: ...
+
+
+def is_announcement(event: Event) -> bool:
+    """True for a started-and-still-running event (its end will be published later)."""
+    return event.duration_s is None and not event.details.get("open_ended", False)
 
 
 def as_float_array(x: object) -> NDArray[np.float64]:

@@ -136,10 +136,10 @@ class Pipeline:
     ) -> StepResult:
         self.stats.metrics += len(metrics)
         self.stats.events += len(events)
-        if metrics or events:
+        if metrics or events or started:
             for sink in self._sinks:
                 try:
-                    sink.publish(metrics, events)
+                    sink.publish(metrics, started + events)
                 except Exception:
                     # The sampler never dies because a sink failed.
                     name = type(sink).__name__

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.influxd_fixture"]
+pytest_plugins = ["tests.influxd_fixture", "tests.mosquitto_fixture"]
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_DATA = REPO / "tests" / "data"

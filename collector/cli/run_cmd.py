@@ -60,6 +60,28 @@ def source_from_config(cfg: GridGuardConfig, duration_s: float | None, start_ns:
     fail(f"source.type: {src.type} is not available in this build of gridguard run")
 
 
+def sinks_from_config(cfg: GridGuardConfig) -> list[Sink]:
+    """The configured sinks (InfluxDB when enabled); each is isolated by the pipeline."""
+    sinks: list[Sink] = []
+    if cfg.influx.enabled:
+        from collector.sinks.influx.from_config import sink_settings
+        from collector.sinks.influx.sink import InfluxSink
+
+        try:
+            sinks.append(InfluxSink(sink_settings(cfg.influx, cfg.site.id)))
+        except (ValueError, OSError) as exc:
+            fail(f"influx: {exc}")
+    if cfg.mqtt.enabled:
+        from collector.sinks.mqtt.config_adapter import mqtt_from_config
+        from collector.sinks.mqtt.sink import MqttSink
+
+        try:
+            sinks.append(MqttSink(*mqtt_from_config(cfg)))
+        except (ValueError, OSError) as exc:
+            fail(f"mqtt: {exc}")
+    return sinks
+
+
 def check_channels(cfg: GridGuardConfig, source: Source) -> None:
     """Every channel the config's circuits use must exist in the source."""
     have = {c.id for c in source.capabilities.channels}
@@ -142,7 +164,7 @@ def run(
     view = LiveView(title)
     pacer = Pacer(clock, speed) if speed > 0 else None
     with open_output(metrics_out) as m_out, open_output(events_out) as e_out:
-        sinks: list[Sink] = []
+        sinks: list[Sink] = sinks_from_config(cfg) if cfg is not None else []
         if m_out is not None or e_out is not None:
             sinks.append(JsonLinesSink(m_out, e_out))
         pipeline = build_pipeline(caps, settings, sinks)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Collection, Sequence
 from typing import IO, Any
 
-from collector.model import Event, Metrics
+from collector.model import Event, Metrics, is_announcement
 from collector.timefmt import iso_utc
 
 _HARMONIC = re.compile(r"^(voltage|current)_h(\d+)_(v|a)$")
@@ -91,6 +91,8 @@ class JsonLinesSink:
                     self._metrics_out.write(json.dumps(obj, allow_nan=False) + "\n")
         if self._events_out is not None:
             for e in events:
+                if is_announcement(e):
+                    continue  # one line per event: written when it has ended
                 self._events_out.write(json.dumps(event_object(e), allow_nan=False) + "\n")
 
     def close(self) -> None:
