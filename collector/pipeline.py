@@ -96,7 +96,7 @@ class Pipeline:
         metrics = self._metrics.process(block, batch.disturbed)
         self._track_frequency(metrics)
         if self._capture is not None:
-            self._capture.feed(block, batch.started)
+            self._capture.feed(block, batch.started, batch.events)
         self.stats.blocks += 1
         self.stats.samples += block.n_samples
         self.stats.signal_s += block.duration_s

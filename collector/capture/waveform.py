@@ -18,6 +18,10 @@ from collector.timefmt import iso_utc
 
 log = logging.getLogger(__name__)
 
+# Sustained faults (overcurrent, ground fault) are announced after their minimum
+# duration with a start in the past: keep enough history to still capture their onset.
+MIN_HISTORY_NS = 2_000_000_000
+
 
 @dataclass
 class _Job:
@@ -56,12 +60,20 @@ class WaveformCapture:
         self._post_ns = round(post_cycles * period_ns)
         self._fmt = fmt
         self._station = station
+        self._keep_ns = max(self._pre_ns, MIN_HISTORY_NS)
         self._history: deque[Block] = deque()
         self._jobs: list[_Job] = []
+        self._captured: dict[object, None] = {}  # insertion-ordered, bounded
         self.written: list[Path] = []
 
-    def feed(self, block: Block, started: Sequence[Event]) -> list[Path]:
-        """Add one block and the events that started in it; return files written now."""
+    def feed(
+        self, block: Block, started: Sequence[Event], ended: Sequence[Event] = ()
+    ) -> list[Path]:
+        """Add one block and the events that started or ended in it; return files written.
+
+        An event that began and ended within one block is only seen ended; one
+        capture is made per event either way (matched by ``details["event_id"]``).
+        """
         if not block.contiguous or (self._history and self._history[-1].fs_hz != block.fs_hz):
             done = self._finish_all()
             self._history.clear()
@@ -69,11 +81,17 @@ class WaveformCapture:
             done = []
         self._history.append(block)
         block_end = block.time_ns(block.n_samples)
-        while len(self._history) > 1 and self._history[1].t0_ns <= block_end - self._pre_ns:
+        while len(self._history) > 1 and self._history[1].t0_ns <= block_end - self._keep_ns:
             self._history.popleft()
         for job in self._jobs:
             job.pieces.append(block)
-        for event in started:
+        for event in (*started, *ended):
+            key = (event.type, event.details.get("event_id", event.start_ns))
+            if key in self._captured:
+                continue
+            self._captured[key] = None
+            if len(self._captured) > 4096:
+                del self._captured[next(iter(self._captured))]
             start = event.start_ns - self._pre_ns
             job = _Job(event, start, event.start_ns + self._post_ns)
             job.pieces = [b for b in self._history if b.time_ns(b.n_samples) > start]

@@ -51,7 +51,8 @@ def event_object(e: Event) -> dict[str, Any]:
         "kind": "event",
         "type": str(e.type),
         "start": iso_utc(e.start_ns),
-        "duration_s": _clean(e.duration_s),
+        # the recording ended during the event: its true duration is unknown
+        "duration_s": None if e.details.get("open_ended") else _clean(e.duration_s),
         "phase": "".join(e.phases) or None,
         "phases": list(e.phases),
         "channel": e.channel,
