@@ -156,7 +156,13 @@ def run(
     if cfg is not None:
         check_channels(cfg, source)
     else:
-        settings = RunSettings(nominal_voltage_v=source.capabilities.nominal_voltage_v)
+        ratings = (
+            {c.id: c.breaker_rating_a for c in source.panel.circuits}
+            if isinstance(source, SimulatedSource) else {}
+        )
+        settings = RunSettings(
+            nominal_voltage_v=source.capabilities.nominal_voltage_v, circuit_ratings_a=ratings
+        )
 
     caps = source.capabilities
     title = (f"GridGuard — {len(caps.channels)} channels, "

@@ -122,7 +122,7 @@ def test_check_example(app: typer.Typer, tmp_path: Path) -> None:
         app, ["config", "check", "--no-secrets", str(tmp_path / "gridguard.yaml")],
         env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "server_rack" in result.output
+    assert "water_heater" in result.output
 
 
 def test_show_defaults_is_a_valid_full_config(app: typer.Typer) -> None:

@@ -20,8 +20,8 @@ def test_example_validates_without_warnings() -> None:
     assert warnings == ()
     assert cfg.system.nominal_voltage_v == 230
     assert len(cfg.circuits) == 12
-    assert [ch.id for ch in cfg.channels.voltage] == ["va", "vb", "vc"]
-    assert {c.id for c in cfg.circuits if c.critical} == {"fridge", "server_rack"}
+    assert [ch.id for ch in cfg.channels.voltage] == ["v_a", "v_b", "v_c"]
+    assert {c.id for c in cfg.circuits if c.critical} == {"server", "ventilation"}
     assert cfg.circuit("solar").kind.value == "generation"
     # secrets are only references in the example
     assert cfg.influx.token is not None
@@ -43,7 +43,7 @@ def test_example_relative_paths_resolve_against_the_file() -> None:
 
 def test_example_sensor_transfers_match_datasheets() -> None:
     cfg = load_config(EXAMPLE, resolve_secrets=False)
-    fridge = cfg.channel("i_fridge").sensor
+    fridge = cfg.channel("i_server").sensor
     assert isinstance(fridge, Acs712Sensor)
     assert fridge.sensitivity_v_per_a == pytest.approx(0.100)  # ACS712 x20A: 100 mV/A
     assert fridge.zero_v == pytest.approx(2.5)  # VCC/2 at 5 V

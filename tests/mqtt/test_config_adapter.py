@@ -41,13 +41,13 @@ def test_settings_and_site_from_the_example(example: dict[str, Any]) -> None:
     assert settings.client_id == "gridguard-home-berlin"
     assert (site.id, site.name) == ("home-berlin", "Home, Berlin")
     by_id = {c.id: c for c in site.circuits}
-    assert {c for c, d in by_id.items() if d.relay} == {"ev_charger", "washing_machine",
+    assert {c for c, d in by_id.items() if d.relay} == {"ev_charger", "water_heater",
                                                         "heat_pump"}
-    assert {c for c, d in by_id.items() if d.critical} == {"fridge", "server_rack"}
+    assert {c for c, d in by_id.items() if d.critical} == {"server", "ventilation"}
     assert by_id["solar"].kind == "generation"
     assert by_id["heat_pump"].phases == ("A", "B", "C")
-    assert [v.id for v in site.voltage_channels] == ["va", "vb", "vc"]
-    assert site.residual_channels == ("ir_main",)
+    assert [v.id for v in site.voltage_channels] == ["v_a", "v_b", "v_c"]
+    assert site.residual_channels == ("i_residual",)
     assert site.polyphase
 
 
@@ -57,4 +57,4 @@ def test_the_example_site_gets_a_consistent_discovery_plan(example: dict[str, An
                           sw_version="0", expire_after_s=60, control=True)
     assert len({e.payload["unique_id"] for e in plan.entities}) == len(plan.entities)
     switches = sorted(e.payload["name"] for e in plan.entities if e.component == "switch")
-    assert switches == ["EV charger (11 kW) relay", "Heat pump relay", "Washing machine relay"]
+    assert switches == ["EV charger (11 kW) relay", "Heat pump relay", "Water heater relay"]
