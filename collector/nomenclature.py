@@ -79,6 +79,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("harmonics_max_order", _E, "", "Highest harmonic order the sampling supports", None, None),
     FieldSpec("calibration_id", _E, "", "Calibration applied to the channel(s)", None, None),
     FieldSpec("flagged", _E, "", "Interval overlapped a dip, swell or interruption", None, None),
+    FieldSpec("frequency_locked", _E, "", "Interval synchronised to measured zero crossings (false: nominal-length fallback)", None, None),
+    FieldSpec("skew_correction_us", _E, "us", "Timing correction applied to the current relative to its voltage (multiplexed ADC)", None, None),
     # polyphase
     FieldSpec("voltage_unbalance_neg_pct", _P, "%", "Negative-sequence voltage unbalance u2 = U2/U1", None, "measurement"),
     FieldSpec("voltage_unbalance_zero_pct", _P, "%", "Zero-sequence voltage unbalance u0 = U0/U1", None, "measurement"),

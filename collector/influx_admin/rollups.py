@@ -26,6 +26,7 @@ class Rollup(StrEnum):
     SUM = "sum"  # sample counts (missing, clipped)
     LAST = "last"  # cumulative counters (energy, writer statistics) and labels
     ANY = "any"  # the boolean interval flag: true if any record was flagged
+    ALL = "all"  # a boolean quality: true only if every record had it
 
     def flux_aggregate(self, every: str) -> str:
         """Flux pipeline steps aggregating a table stream over windows of ``every``.
@@ -34,9 +35,10 @@ class Rollup(StrEnum):
         """
         window = f"aggregateWindow(every: {every}, fn: {{fn}}, timeSrc: \"_start\", " \
                  "createEmpty: false)"
-        if self is Rollup.ANY:
-            # max() is not defined on booleans: count flags as 0/1.
-            return ("    |> toInt()\n    |> " + window.format(fn="max")
+        if self in (Rollup.ANY, Rollup.ALL):
+            # max()/min() are not defined on booleans: count them as 0/1.
+            fn = "max" if self is Rollup.ANY else "min"
+            return ("    |> toInt()\n    |> " + window.format(fn=fn)
                     + "\n    |> toBool()")
         return "    |> " + window.format(fn=self.value)
 
@@ -61,4 +63,6 @@ def rollup_of(spec: FieldSpec) -> Rollup | None:
         return Rollup.MIN
     if name == "flagged":
         return Rollup.ANY
+    if name == "frequency_locked":
+        return Rollup.ALL
     return Rollup.MEAN

@@ -13,7 +13,7 @@ data = from(bucket: "{{raw_bucket}}")
 
 // mean
 data
-    |> filter(fn: (r) => r._measurement == "harmonics" or contains(value: r._field, set: ["voltage_rms_v", "voltage_fundamental_v", "voltage_thd_pct", "frequency_hz", "current_rms_a", "current_fundamental_a", "current_thd_pct", "power_active_w", "power_apparent_va", "power_reactive_var", "power_nonactive_var", "power_factor", "power_factor_displacement", "voltage_unbalance_neg_pct", "voltage_unbalance_zero_pct", "current_unbalance_neg_pct", "residual_current_a", "neutral_voltage_divergence_pct"]))
+    |> filter(fn: (r) => r._measurement == "harmonics" or contains(value: r._field, set: ["voltage_rms_v", "voltage_fundamental_v", "voltage_thd_pct", "frequency_hz", "current_rms_a", "current_fundamental_a", "current_thd_pct", "power_active_w", "power_apparent_va", "power_reactive_var", "power_nonactive_var", "power_factor", "power_factor_displacement", "skew_correction_us", "voltage_unbalance_neg_pct", "voltage_unbalance_zero_pct", "current_unbalance_neg_pct", "residual_current_a", "neutral_voltage_divergence_pct"]))
     |> aggregateWindow(every: 1m, fn: mean, timeSrc: "_start", createEmpty: false)
     |> to(bucket: "{{rollup_1m_bucket}}")
 
@@ -46,5 +46,13 @@ data
     |> filter(fn: (r) => contains(value: r._field, set: ["flagged"]))
     |> toInt()
     |> aggregateWindow(every: 1m, fn: max, timeSrc: "_start", createEmpty: false)
+    |> toBool()
+    |> to(bucket: "{{rollup_1m_bucket}}")
+
+// all
+data
+    |> filter(fn: (r) => contains(value: r._field, set: ["frequency_locked"]))
+    |> toInt()
+    |> aggregateWindow(every: 1m, fn: min, timeSrc: "_start", createEmpty: false)
     |> toBool()
     |> to(bucket: "{{rollup_1m_bucket}}")

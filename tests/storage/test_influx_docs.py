@@ -31,7 +31,7 @@ def test_every_field_is_rolled_up_exactly_once() -> None:
         wanted = [f.name for f in FIELDS if f.measurement is not Measurement.EVENTS]
         assert sorted(seen) == sorted(wanted), task.key
         assert 'r._measurement == "harmonics"' in text  # harmonic groups: mean
-        assert text.count("|> to(bucket:") == 6  # mean, max, min, sum, last, any
+        assert text.count("|> to(bucket:") == 7  # mean, max, min, sum, last, any, all
 
 
 def test_rendering_fills_every_placeholder() -> None:

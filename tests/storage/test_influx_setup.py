@@ -177,6 +177,7 @@ def _seed_minute(api: InfluxApi, bucket: str, t0_ns: int, base: float, *, fence:
             f"{tags} voltage_rms_v={base + 0.1 * k},voltage_peak_v={325.0 + k},"
             f"energy_import_wh={1000.0 + 2 * k},missing_samples={float(k % 3)},"
             f"samples_per_cycle={60.0 if k == 7 else 64.0},flagged={'true' if k == 5 else 'false'},"
+            f"frequency_locked={'false' if (k == 9 and base < 235) else 'true'},"
             f'calibration_id="cal-1" {t_ms}'
         )
         lines.append(f"harmonics,circuit=c1,interval=150c,phase=A,site=lab "
@@ -212,9 +213,12 @@ def test_rollup_tasks_compute_the_documented_aggregates(installed: Installed) ->
     assert m1["missing_samples"] == 19.0  # sum of k % 3 over k = 0..19
     assert m1["samples_per_cycle"] == 60.0  # min
     assert m1["flagged"] is True  # any
+    assert m1["frequency_locked"] is False  # all: one unlocked record in the minute
     assert m1["calibration_id"] == "cal-1"
     assert m1["voltage_h3_v"] == pytest.approx(2.475, abs=1e-12)  # mean
-    assert _fields(api, s.rollup_1m_bucket, t1)["voltage_rms_v"] == pytest.approx(240.95)
+    m2 = _fields(api, s.rollup_1m_bucket, t1)
+    assert m2["voltage_rms_v"] == pytest.approx(240.95)
+    assert m2["frequency_locked"] is True  # every record locked
 
     run_task(api, installed.first.task_ids["rollup_1h"], hour + 3600 * NS)
     h1 = _fields(api, s.rollup_1h_bucket, hour)
@@ -224,6 +228,7 @@ def test_rollup_tasks_compute_the_documented_aggregates(installed: Installed) ->
     assert h1["energy_import_wh"] == 1038.0  # last of the hour (t1's counter restarts)
     assert h1["missing_samples"] == 38.0
     assert h1["flagged"] is True
+    assert h1["frequency_locked"] is False
 
 
 def test_backfill_recomputes_a_replayed_range(installed: Installed) -> None:

@@ -42,6 +42,7 @@ class InfluxSinkSettings:
     spool_max_bytes: int = 256 * 1024 * 1024
     intervals: frozenset[str] | None = DEFAULT_INTERVALS  # None: every interval
     health_interval_s: float = 10.0
+    close_flush_s: float = 10.0  # at close, try this long to send before spooling the rest
     timeout_s: float = 10.0
     verify_tls: bool | str = True  # or the path of a CA bundle
     writer: WriterSettings = field(default_factory=WriterSettings)
@@ -107,6 +108,9 @@ class InfluxSink:
     def close(self) -> None:
         try:
             self._write_health()
+            # A normal stop delivers what is queued while InfluxDB answers; only what
+            # cannot be sent in time waits in the spool for the next start.
+            self._writer.flush(self._settings.close_flush_s)
         finally:
             self._writer.close()
 
