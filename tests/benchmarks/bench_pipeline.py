@@ -1,0 +1,75 @@
+"""Real-time factor of the whole measurement chain, and the collector's memory.
+
+Run ``python -m tests.benchmarks.bench_pipeline [seconds]``. The signal is the issue's
+benchmark shape: 12 single-phase circuits + 3 voltages at 6.4 kS/s per channel, every
+metric on (basic intervals with harmonics to the 50th, 150-cycle / 10-min / 2-h
+aggregation, every event detector), no sink. Blocks are generated up front so only the
+event engine and the metrics engine are timed (CPU time of this one process, i.e. one
+core). Prints:
+
+- the real-time factor of events + metrics together, and of each alone;
+- the peak resident set size of this process (psutil), which includes the blocks
+  held in memory for the run, and the RSS before the blocks were made (the collector's
+  own footprint with numpy/scipy loaded).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import psutil
+
+from collector.assembly import RunSettings, build_pipeline
+from collector.sources.simulated import SimulatedSource
+from tests.benchmarks.bench_simulated import fifteen_channel_panel
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+    proc = psutil.Process()
+    rss_start = proc.memory_info().rss
+    panel = fifteen_channel_panel()
+    source = SimulatedSource(panel, seed=7, duration_s=seconds, block_duration_s=0.1)
+    blocks = list(source.blocks())
+    caps = source.capabilities
+    settings = RunSettings(
+        nominal_voltage_v=230.0,
+        circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
+    )
+    pipeline = build_pipeline(caps, settings, [])
+    events, metrics = pipeline._events, pipeline._metrics  # timed separately
+    t_events = t_metrics = 0.0
+    n_records = 0
+    f_hz: float | None = None
+    for block in blocks:
+        c0 = time.process_time()
+        batch = events.process(block, f_hz)
+        c1 = time.process_time()
+        out = metrics.process(block, batch.disturbed)
+        c2 = time.process_time()
+        t_events += c1 - c0
+        t_metrics += c2 - c1
+        n_records += len(out)
+        for m in out:
+            f = m.fields.get("frequency_hz")
+            if m.interval == "basic" and isinstance(f, float):
+                f_hz = f
+                break
+    total = t_events + t_metrics
+    rss_peak = proc.memory_info().rss
+    print(f"measurement chain, {seconds:.0f} s of signal, {len(caps.channels)} channels "
+          f"({len(panel.circuits)} circuits + 3 voltages) at {panel.sample_rate_hz:.0f} S/s, "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"  events + metrics : {seconds / total:7.0f}x real time "
+          f"({total / seconds * 100:.2f} % of one core)")
+    print(f"  event engine     : {seconds / t_events:7.0f}x real time")
+    print(f"  metrics engine   : {seconds / t_metrics:7.0f}x real time "
+          f"({n_records} records)")
+    print(f"  RSS: {rss_start / 2**20:.0f} MiB at start (Python + numpy/scipy + GridGuard), "
+          f"{rss_peak / 2**20:.0f} MiB at the end (incl. {seconds:.0f} s of blocks in memory)")
+
+
+if __name__ == "__main__":
+    main()
