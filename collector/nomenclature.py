@@ -80,6 +80,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("calibration_id", _E, "", "Calibration applied to the channel(s)", None, None),
     FieldSpec("flagged", _E, "", "Interval overlapped a dip, swell or interruption", None, None),
     FieldSpec("frequency_locked", _E, "", "Interval synchronised to measured zero crossings (false: nominal-length fallback)", None, None),
+    FieldSpec("interval_complete", _E, "", "Aggregate holds every basic interval it should (false: partial, e.g. at start/stop)", None, None),
+    FieldSpec("basic_intervals", _E, "", "Number of basic intervals in an aggregate", None, None),
     FieldSpec("skew_correction_us", _E, "us", "Timing correction applied to the current relative to its voltage (multiplexed ADC)", None, None),
     # polyphase
     FieldSpec("voltage_unbalance_neg_pct", _P, "%", "Negative-sequence voltage unbalance u2 = U2/U1", None, "measurement"),

@@ -44,7 +44,7 @@ class Rollup(StrEnum):
 
 
 _PEAKS = ("voltage_peak_v", "current_peak_a", "voltage_crest_factor", "current_crest_factor")
-_COUNTS = ("missing_samples", "clipped_samples")
+_COUNTS = ("missing_samples", "clipped_samples", "basic_intervals")
 _FLOORS = ("samples_per_cycle", "harmonics_max_order")
 
 
@@ -63,6 +63,6 @@ def rollup_of(spec: FieldSpec) -> Rollup | None:
         return Rollup.MIN
     if name == "flagged":
         return Rollup.ANY
-    if name == "frequency_locked":
+    if name in ("frequency_locked", "interval_complete"):
         return Rollup.ALL
     return Rollup.MEAN

@@ -31,7 +31,7 @@ data
 
 // sum
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["missing_samples", "clipped_samples"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["missing_samples", "clipped_samples", "basic_intervals"]))
     |> aggregateWindow(every: 1m, fn: sum, timeSrc: "_start", createEmpty: false)
     |> to(bucket: "{{rollup_1m_bucket}}")
 
@@ -51,7 +51,7 @@ data
 
 // all
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["frequency_locked"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["frequency_locked", "interval_complete"]))
     |> toInt()
     |> aggregateWindow(every: 1m, fn: min, timeSrc: "_start", createEmpty: false)
     |> toBool()
