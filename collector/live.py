@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -12,11 +13,17 @@ from rich.text import Text
 from collector.model import Event, Metrics, Severity
 from collector.timefmt import iso_utc
 
+IDLE_CURRENT_A = 0.05  # below this a circuit is shown as idle (no THD)
+
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
 
 
 def _num(value: object, fmt: str) -> str:
-    return format(value, fmt) if isinstance(value, int | float) else "—"
+    if not isinstance(value, int | float):
+        return "—"
+    text = format(value, fmt)
+    # "-0" says nothing a reader can use
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 class LiveView:
@@ -42,23 +49,37 @@ class LiveView:
             self._events.append(e)
 
     def render(self) -> Group:
-        volts = Table(title="Supply", expand=True)
-        for col in ("channel", "phase", "V rms", "f Hz", "THD-V %", "flag"):
-            volts.add_column(col, justify="right" if col not in ("channel", "phase") else "left")
-        circuits = Table(title="Circuits", expand=True)
-        for col in ("circuit", "phase", "I rms A", "P W", "Q1 var", "PF", "THD-I %",
-                    "import Wh", "export Wh"):
+        volts = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("supply", "phase", "V rms", "f Hz", "THD-V %", "flag"):
+            volts.add_column(col, justify="right" if col not in ("supply", "phase") else "left")
+        circuits = Table(box=box.SIMPLE_HEAD, pad_edge=False,
+                         caption="multi-phase circuits: totals; I = highest phase")
+        for col in ("circuit", "phase", "I A", "P W", "Q1 var", "PF", "THD-I %",
+                    "in Wh", "out Wh"):
             circuits.add_column(col, justify="left" if col in ("circuit", "phase") else "right")
-        for (channel, phase), m in sorted(self._latest.items(), key=lambda kv: str(kv[0])):
+        by_channel: dict[str, dict[str | None, Metrics]] = {}
+        for (channel, phase), m in self._latest.items():
+            by_channel.setdefault(channel, {})[phase] = m
+        for channel in sorted(by_channel):
+            records = by_channel[channel]
+            # one row per circuit: the multi-phase total when there is one
+            phase = max(records, key=lambda p: len(p or ""))
+            m = records[phase]
             f = m.fields
             if "current_rms_a" in f or "power_active_w" in f:
+                amps = [r.fields.get("current_rms_a") for r in records.values()]
+                amp_values = [a for a in amps if isinstance(a, int | float)]
+                i_max = max(amp_values) if amp_values else None
+                thd = f.get("current_thd_pct")
+                if not isinstance(i_max, int | float) or i_max < IDLE_CURRENT_A:
+                    thd = None  # THD of an idle circuit is the THD of noise
                 circuits.add_row(
-                    channel, phase or "", _num(f.get("current_rms_a"), ".2f"),
+                    channel, phase or "", _num(i_max, ".2f"),
                     _num(f.get("power_active_w"), ".0f"), _num(f.get("power_reactive_var"), ".0f"),
-                    _num(f.get("power_factor"), ".2f"), _num(f.get("current_thd_pct"), ".1f"),
+                    _num(f.get("power_factor"), ".2f"), _num(thd, ".1f"),
                     _num(f.get("energy_import_wh"), ".1f"), _num(f.get("energy_export_wh"), ".1f"),
                 )
-            elif "voltage_rms_v" in f:
+            elif "voltage_rms_v" in f and "voltage_unbalance_neg_pct" not in f:
                 volts.add_row(
                     channel, phase or "", _num(f.get("voltage_rms_v"), ".2f"),
                     _num(f.get("frequency_hz"), ".3f"), _num(f.get("voltage_thd_pct"), ".2f"),
