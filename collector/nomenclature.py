@@ -20,6 +20,7 @@ class Measurement(StrEnum):
     EVENTS = "events"  # waveform-level events detected in the collector
     FAULTS = "faults"  # rule results (Flux tasks, worker)
     HEALTH = "health"  # collector self-monitoring (spool depth, write stats)
+    AUDIT = "audit"  # every action and notification of the rule worker
 
 
 class Tag(StrEnum):
@@ -49,6 +50,8 @@ _E = Measurement.ELECTRICAL
 _P = Measurement.POLYPHASE
 _EV = Measurement.EVENTS
 _H = Measurement.HEALTH
+_F = Measurement.FAULTS
+_A = Measurement.AUDIT
 
 FIELDS: tuple[FieldSpec, ...] = (
     # voltage channel quantities
@@ -82,6 +85,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("frequency_locked", _E, "", "Interval synchronised to measured zero crossings (false: nominal-length fallback)", None, None),
     FieldSpec("interval_complete", _E, "", "Aggregate holds every basic interval it should (false: partial, e.g. at start/stop)", None, None),
     FieldSpec("basic_intervals", _E, "", "Number of basic intervals in an aggregate", None, None),
+    FieldSpec("sampling", _E, "", "How the source sampled: waveform, incoherent (slow ADC) or meter (string)", None, None),
+    FieldSpec("sampling_locked", _E, "", "Slow-ADC sampling stayed incoherent with the mains over the window", None, None),
+    FieldSpec("accuracy_rms_pct", _E, "%", "Expected RMS accuracy the source's capability model promises", None, None),
+    FieldSpec("accuracy_power_pct_of_s", _E, "%", "Expected active-power accuracy in % of apparent power", None, None),
+    FieldSpec("meter_alarm", _E, "", "The external meter's own power alarm is set (PZEM-004T)", None, None),
     FieldSpec("skew_correction_us", _E, "us", "Timing correction applied to the current relative to its voltage (multiplexed ADC)", None, None),
     # polyphase
     FieldSpec("voltage_unbalance_neg_pct", _P, "%", "Negative-sequence voltage unbalance u2 = U2/U1", None, "measurement"),
@@ -94,6 +102,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("residual_voltage_pct", _EV, "%", "Lowest Urms(1/2) in % of reference (dips, interruptions)", None, None),
     FieldSpec("extreme_pct", _EV, "%", "Extreme value in % of reference (swells, excursions)", None, None),
     FieldSpec("category", _EV, "", "IEEE 1159 category of the event (string)", None, None),
+    # faults (Flux rules and the worker)
+    FieldSpec("value", _F, "", "Measured value that crossed the threshold (unit in `unit`)", None, None),
+    FieldSpec("threshold", _F, "", "Threshold that was crossed (unit in `unit`)", None, None),
+    FieldSpec("state", _F, "", "Fault state: active or resolved (string)", None, None),
+    FieldSpec("unit", _F, "", "Unit of value and threshold (string)", None, None),
+    # audit log of the worker (value/threshold shared with faults)
+    FieldSpec("outcome", _A, "", "Result of the action: ok, failed, skipped (string)", None, None),
+    FieldSpec("detail", _A, "", "Human-readable detail of the action (string)", None, None),
+    FieldSpec("channel", _A, "", "Notification channel or output used (string)", None, None),
+    FieldSpec("target", _A, "", "Relay, recipient or URL acted on (string)", None, None),
+    FieldSpec("alert_id", _A, "", "Alert the action belongs to (string)", None, None),
     # health
     FieldSpec("spool_depth_points", _H, "", "Points waiting in the on-disk spool", None, "measurement"),
     FieldSpec("points_written", _H, "", "Points written to InfluxDB since start", None, "total_increasing"),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from collector.cli import config_cmd, export_cmd, influx_cmd, replay_cmd, run_cmd, simulate_cmd
+from collector.cli import (
+    calibrate_cmd,
+    config_cmd,
+    export_cmd,
+    influx_cmd,
+    replay_cmd,
+    run_cmd,
+    sensors_cmd,
+    simulate_cmd,
+)
 
 app = typer.Typer(
     name="gridguard",
@@ -14,7 +23,10 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (run_cmd, replay_cmd, simulate_cmd, config_cmd, influx_cmd, export_cmd):
+for _module in (
+    run_cmd, replay_cmd, simulate_cmd, config_cmd, influx_cmd, export_cmd,
+    sensors_cmd, calibrate_cmd,
+):
     _module.register(app)
 
 

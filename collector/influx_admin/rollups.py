@@ -43,17 +43,22 @@ class Rollup(StrEnum):
         return "    |> " + window.format(fn=self.value)
 
 
-_PEAKS = ("voltage_peak_v", "current_peak_a", "voltage_crest_factor", "current_crest_factor")
+# Records of things that happened, not sampled quantities: they stay in the events
+# bucket as they are.
+NOT_ROLLED_UP = frozenset({Measurement.EVENTS, Measurement.FAULTS, Measurement.AUDIT})
+
+_PEAKS = ("voltage_peak_v", "current_peak_a", "voltage_crest_factor", "current_crest_factor",
+          "accuracy_rms_pct", "accuracy_power_pct_of_s")  # worst accuracy promised
 _COUNTS = ("missing_samples", "clipped_samples", "basic_intervals")
 _FLOORS = ("samples_per_cycle", "harmonics_max_order")
 
 
 def rollup_of(spec: FieldSpec) -> Rollup | None:
-    """The aggregate for one field; None for event fields, which are not rolled up."""
-    if spec.measurement in (Measurement.EVENTS, Measurement.FAULTS):
+    """The aggregate for one field; None for event, fault and audit fields."""
+    if spec.measurement in NOT_ROLLED_UP:
         return None
     name = spec.name
-    if spec.state_class == "total_increasing" or name == "calibration_id":
+    if spec.state_class == "total_increasing" or name in ("calibration_id", "sampling"):
         return Rollup.LAST
     if name in _PEAKS or name == "spool_depth_points":
         return Rollup.MAX
@@ -61,8 +66,8 @@ def rollup_of(spec: FieldSpec) -> Rollup | None:
         return Rollup.SUM
     if name in _FLOORS:
         return Rollup.MIN
-    if name == "flagged":
+    if name in ("flagged", "meter_alarm"):
         return Rollup.ANY
-    if name in ("frequency_locked", "interval_complete"):
+    if name in ("frequency_locked", "interval_complete", "sampling_locked"):
         return Rollup.ALL
     return Rollup.MEAN

@@ -8,7 +8,9 @@ Tokens (InfluxDB authorizations, identified by their description):
 
 * collector: write on the raw and events buckets, nothing else;
 * grafana: read on every GridGuard bucket;
-* analytics: read on every GridGuard bucket, write on the analytics bucket.
+* analytics: read on every GridGuard bucket, write on the analytics bucket;
+* worker: read on every GridGuard bucket, write on the events bucket (fault and audit
+  records of the rule worker).
 
 InfluxDB 2.7 cannot separate "write points" from "delete points" or even "delete
 the bucket": a bucket write permission grants all three (docs/storage.md). The
@@ -138,6 +140,8 @@ def desired_tokens(ids: dict[str, str], org_id: str) -> dict[str, list[dict[str,
         "grafana": [_permission("read", b, org_id) for b in every],
         "analytics": [_permission("read", b, org_id) for b in every]
         + [_permission("write", ids["analytics"], org_id)],
+        "worker": [_permission("read", b, org_id) for b in every]
+        + [_permission("write", ids["events"], org_id)],
     }
 
 

@@ -76,18 +76,18 @@ class JsonLinesSink:
         metrics_out: IO[str] | None,
         events_out: IO[str] | None,
         *,
-        intervals: Collection[str] = ("basic",),
+        intervals: Collection[str] | None = ("basic",),
         harmonics: bool = False,
     ) -> None:
         self._metrics_out = metrics_out
         self._events_out = events_out
-        self._intervals = frozenset(intervals)
+        self._intervals = None if intervals is None else frozenset(intervals)  # None: all
         self._harmonics = harmonics
 
     def publish(self, metrics: Sequence[Metrics], events: Sequence[Event]) -> None:
         if self._metrics_out is not None:
             for m in metrics:
-                if m.interval in self._intervals:
+                if self._intervals is None or m.interval in self._intervals:
                     obj = metrics_object(m, harmonics=self._harmonics)
                     self._metrics_out.write(json.dumps(obj, allow_nan=False) + "\n")
         if self._events_out is not None:

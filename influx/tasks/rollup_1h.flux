@@ -19,7 +19,7 @@ data
 
 // max
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["voltage_peak_v", "voltage_crest_factor", "current_peak_a", "current_crest_factor", "spool_depth_points"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["voltage_peak_v", "voltage_crest_factor", "current_peak_a", "current_crest_factor", "accuracy_rms_pct", "accuracy_power_pct_of_s", "spool_depth_points"]))
     |> aggregateWindow(every: 1h, fn: max, timeSrc: "_start", createEmpty: false)
     |> to(bucket: "{{rollup_1h_bucket}}")
 
@@ -37,13 +37,13 @@ data
 
 // last
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["energy_import_wh", "energy_export_wh", "calibration_id", "points_written", "points_dropped", "write_errors", "fields_dropped", "points_spooled", "points_replayed", "points_evicted", "points_lost"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["energy_import_wh", "energy_export_wh", "calibration_id", "sampling", "points_written", "points_dropped", "write_errors", "fields_dropped", "points_spooled", "points_replayed", "points_evicted", "points_lost"]))
     |> aggregateWindow(every: 1h, fn: last, timeSrc: "_start", createEmpty: false)
     |> to(bucket: "{{rollup_1h_bucket}}")
 
 // any
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["flagged"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["flagged", "meter_alarm"]))
     |> toInt()
     |> aggregateWindow(every: 1h, fn: max, timeSrc: "_start", createEmpty: false)
     |> toBool()
@@ -51,7 +51,7 @@ data
 
 // all
 data
-    |> filter(fn: (r) => contains(value: r._field, set: ["frequency_locked", "interval_complete"]))
+    |> filter(fn: (r) => contains(value: r._field, set: ["frequency_locked", "interval_complete", "sampling_locked"]))
     |> toInt()
     |> aggregateWindow(every: 1h, fn: min, timeSrc: "_start", createEmpty: false)
     |> toBool()

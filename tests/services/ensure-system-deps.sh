@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A wanted=(
   [pkg-config]=pkg-config   # cgo finds libflux through pkg-config when influxd is built
   [gcc]=gcc                 # cgo (sqlite, libflux) for the influxd build
+  [openssl]=openssl         # self-signed certificates for the SMTP STARTTLS tests
 )
 
 missing=()

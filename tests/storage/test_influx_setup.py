@@ -58,7 +58,7 @@ def test_first_run_creates_second_changes_nothing(installed: Installed) -> None:
     assert f"created bucket {s.rollup_1m_bucket} (retention 90 d)" in installed.first.changes
     assert f"created bucket {s.rollup_1h_bucket} (retention 1825 d)" in installed.first.changes
     assert f"created task {s.name_prefix}-rollup_1m" in installed.first.changes
-    assert set(installed.first.tokens) == {"collector", "grafana", "analytics"}
+    assert set(installed.first.tokens) == {"collector", "grafana", "analytics", "worker"}
     assert not installed.second.changed
     assert f"task {s.name_prefix}-rollup_1m unchanged" in installed.second.changes
     assert f"bucket {s.raw_bucket} unchanged" in installed.second.changes
@@ -153,6 +153,16 @@ def test_grafana_token_reads_everything_writes_nothing(
         headers={"Authorization": f"Token {tok}"}, timeout=30,
     )
     assert delete.status_code in (401, 403, 404)
+
+
+def test_worker_token_reads_everything_writes_only_events(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    s, tok = installed.settings, _token(installed, "worker")
+    for role, (bucket, _) in s.buckets().items():
+        assert _read(influxd, tok, bucket) == 200, role
+        expected = (204,) if role == "events" else (401, 403, 404)
+        assert _write(influxd, tok, bucket) in expected, role
 
 
 def test_analytics_token_writes_only_its_bucket(
