@@ -158,3 +158,24 @@ def test_run_without_a_source_is_a_clear_error() -> None:
     assert proc.returncode != 0
     assert "--simulate" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_replay_writes_a_waveform_capture_per_event(tmp_path: Path) -> None:
+    captures = tmp_path / "captures"
+    proc = gridguard("replay", str(YMZ), "--channels", "49,50,51",
+                     "--capture-dir", str(captures), "--events-out", str(tmp_path / "e.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    events = jsonl(tmp_path / "e.jsonl")
+    files = sorted(captures.glob("*.cfg"))
+    assert len(files) == len(events) > 0
+    rec = read_comtrade(files[0])
+    assert [c.name for c in rec.analog] == ["220kVxy1x_Ua", "220kVxy1x_Ub", "220kVxy1x_Uc"]
+    # up to 5 cycles before the dip's start and 10 after, at the record's own 4000 Hz,
+    # cut where ymz's short waveform segment (1121 samples) ends
+    start = parse_iso_utc(str(events[0]["start"]))
+    assert abs(rec.trigger_ns - start) < 1000  # JSON Lines times carry microseconds
+    first = rec.start_ns + round(float(rec.time_s[0]) * 1e9)
+    last = rec.start_ns + round(float(rec.time_s[-1]) * 1e9)
+    assert first >= start - 100_000_000 - 250_000
+    assert first < start < last <= start + 200_000_000 + 250_000
+    assert rec.analog_values.shape[1] <= 15 * 80 + 1
