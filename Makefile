@@ -51,8 +51,9 @@ services:
 	@tests/services/ensure-system-deps.sh
 	@influx/dev/get-influxd.sh >/dev/null
 	@tests/services/ensure-mosquitto.sh >/dev/null
+	@tests/services/ensure-flux-lsp.sh >/dev/null
 
-# The influxd and mosquitto paths are resolved (built on the first run, cached afterwards) before
+# The influxd, mosquitto and Flux language server paths are resolved (built on the first run, cached afterwards) before
 # pytest starts; the fixture itself never builds. GRIDGUARD_REQUIRE_INFLUXD makes a
 # missing influxd a failure rather than a skip.
 test: $(STAMP)
@@ -61,8 +62,9 @@ test: $(STAMP)
 	$(BIN)/mypy collector analytics
 	@INFLUXD="$$(influx/dev/get-influxd.sh | tail -n 1)" && export INFLUXD && \
 	  MOSQUITTO="$$(tests/services/ensure-mosquitto.sh | tail -n 1)" && export MOSQUITTO && \
-	  echo "[make] influxd: $$INFLUXD, mosquitto: $$MOSQUITTO" && \
-	  GRIDGUARD_REQUIRE_INFLUXD=1 GRIDGUARD_REQUIRE_MOSQUITTO=1 \
+	  FLUX_LSP="$$(tests/services/ensure-flux-lsp.sh | tail -n 1)" && export FLUX_LSP && \
+	  echo "[make] influxd: $$INFLUXD, mosquitto: $$MOSQUITTO, flux-lsp: $$FLUX_LSP" && \
+	  GRIDGUARD_REQUIRE_INFLUXD=1 GRIDGUARD_REQUIRE_MOSQUITTO=1 GRIDGUARD_REQUIRE_FLUX_LSP=1 \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: $(STAMP)

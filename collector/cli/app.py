@@ -10,9 +10,11 @@ from collector.cli import (
     export_cmd,
     influx_cmd,
     replay_cmd,
+    rules_cmd,
     run_cmd,
     sensors_cmd,
     simulate_cmd,
+    worker_cmd,
 )
 
 app = typer.Typer(
@@ -24,8 +26,8 @@ app = typer.Typer(
 )
 
 for _module in (
-    run_cmd, replay_cmd, simulate_cmd, config_cmd, influx_cmd, export_cmd,
-    sensors_cmd, calibrate_cmd,
+    run_cmd, replay_cmd, simulate_cmd, config_cmd, influx_cmd, rules_cmd, export_cmd,
+    sensors_cmd, calibrate_cmd, worker_cmd,
 ):
     _module.register(app)
 

@@ -22,6 +22,8 @@ _TAGS = {
     Measurement.POLYPHASE: (Tag.SITE, Tag.CIRCUIT, Tag.PHASE, Tag.INTERVAL),
     Measurement.EVENTS: (Tag.SITE, Tag.CIRCUIT, Tag.PHASE, Tag.TYPE, Tag.SEVERITY),
     Measurement.HEALTH: (Tag.SITE, Tag.CIRCUIT, Tag.INTERVAL),
+    Measurement.FAULTS: (Tag.SITE, Tag.CIRCUIT, Tag.PHASE, Tag.TYPE, Tag.SEVERITY),
+    Measurement.AUDIT: (Tag.SITE, Tag.CIRCUIT, Tag.TYPE, Tag.SEVERITY),
 }
 _BUCKET = {
     Measurement.ELECTRICAL: "raw, rollup_1m, rollup_1h",
@@ -29,13 +31,23 @@ _BUCKET = {
     Measurement.POLYPHASE: "raw, rollup_1m, rollup_1h",
     Measurement.EVENTS: "events",
     Measurement.HEALTH: "raw, rollup_1m, rollup_1h",
+    Measurement.FAULTS: "events",
+    Measurement.AUDIT: "events",
 }
+
+BOOLEAN_FIELDS = frozenset(
+    {"flagged", "frequency_locked", "interval_complete", "sampling_locked", "meter_alarm"}
+)
+STRING_FIELDS = frozenset({
+    "calibration_id", "sampling", "category", "state", "unit",
+    "outcome", "detail", "channel", "target", "alert_id",
+})
 
 
 def _type(name: str) -> str:
-    if name == "flagged":
+    if name in BOOLEAN_FIELDS:
         return "boolean"
-    if name == "calibration_id":
+    if name in STRING_FIELDS:
         return "string"
     return "float"
 

@@ -8,6 +8,8 @@ declare -A wanted=(
   [pkg-config]=pkg-config   # cgo finds libflux through pkg-config when influxd is built
   [gcc]=gcc                 # cgo (sqlite, libflux) for the influxd build
   [openssl]=openssl         # self-signed certificates for the SMTP STARTTLS tests
+  [node]=nodejs             # the Flux language server (@influxdata/flux-lsp-node)
+  [npm]=npm
 )
 
 missing=()

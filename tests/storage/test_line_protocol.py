@@ -13,13 +13,10 @@ import random
 import numpy as np
 import pytest
 
+from collector.influx_admin.schema_doc import BOOLEAN_FIELDS as BOOL_FIELDS
+from collector.influx_admin.schema_doc import STRING_FIELDS
 from collector.model import Event, EventType, Metrics, Severity
 from collector.nomenclature import FIELDS, Measurement, harmonic_field
-
-STRING_FIELDS = frozenset({"calibration_id", "sampling"})
-BOOL_FIELDS = frozenset(
-    {"flagged", "frequency_locked", "interval_complete", "sampling_locked", "meter_alarm"}
-)
 from collector.sinks.influx.line_protocol import (
     PRECISION,
     encode_event,
