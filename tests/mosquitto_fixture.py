@@ -43,6 +43,8 @@ from typing import IO, Any
 
 import pytest
 
+from tests.influxd_fixture import free_port
+
 START_TIMEOUT_S = float(os.environ.get("GRIDGUARD_MOSQUITTO_START_TIMEOUT", "20"))
 STOP_TIMEOUT_S = 10.0
 
@@ -71,14 +73,6 @@ def find_mosquitto() -> tuple[Path | None, str]:
 
 def _required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("GRIDGUARD_REQUIRE_MOSQUITTO") == "1"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class MosquittoError(RuntimeError):

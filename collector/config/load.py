@@ -56,7 +56,7 @@ def _parse(data: Any, *, source: str, lines: Mapping[str, int] | None) -> GridGu
     except ValidationError as exc:
         problems = problems_from_validation_error(exc, GridGuardConfig)
         problems += _cross_problems_of_valid_sections(data, exc)
-        raise ConfigError(_with_lines(dedupe(problems), lines), source=source) from None
+        raise ConfigError(with_lines(dedupe(problems), lines), source=source) from None
 
 
 def _cross_problems_of_valid_sections(
@@ -116,9 +116,10 @@ def _valid_items(
     return tuple(valid), tuple(indices), unvalidated
 
 
-def _with_lines(
+def with_lines(
     problems: list[ConfigProblem], lines: Mapping[str, int] | None
 ) -> list[ConfigProblem]:
+    """Attach the YAML line of each problem's key (or of its nearest parent key)."""
     if not lines:
         return problems
     out = []
@@ -168,7 +169,7 @@ def load_config_with_warnings(
     data, lines = read_config_file(path)
     config = _parse(data, source=str(path), lines=lines)
     config = resolve_paths(config, path.parent)
-    warnings = list(_with_lines(config_warnings(config), lines))
+    warnings = list(with_lines(config_warnings(config), lines))
     if resolve_secrets:
         config, secret_warnings = resolve_config_secrets(
             config, env=os.environ if env is None else env, source=str(path), lines=lines
@@ -279,8 +280,8 @@ def resolve_config_secrets(
 
     resolved: GridGuardConfig = _map_tree(config, (), resolve)
     if problems:
-        raise ConfigError(_with_lines(problems, lines), source=source)
-    return resolved, _with_lines(warnings, lines)
+        raise ConfigError(with_lines(problems, lines), source=source)
+    return resolved, with_lines(warnings, lines)
 
 
 def check_environment(config: GridGuardConfig) -> list[ConfigProblem]:

@@ -29,7 +29,7 @@ from collector.config.errors import (
     problems_error,
     problems_from_validation_error,
 )
-from collector.config.load import read_config_file
+from collector.config.load import read_config_file, with_lines
 from collector.config.system import SystemType
 from collector.sources.simulated.adc import AdcSpec, Sampling
 from collector.sources.simulated.disturbances import (
@@ -506,7 +506,7 @@ def parse_scenario(
         cfg = ScenarioConfig.model_validate(data)
     except ValidationError as exc:
         problems = dedupe(problems_from_validation_error(exc, ScenarioConfig))
-        raise ConfigError(_with_lines(problems, lines), source=source) from None
+        raise ConfigError(with_lines(problems, lines), source=source) from None
     try:
         panel = _panel(cfg.panel)
     except ValueError as exc:
@@ -518,10 +518,10 @@ def parse_scenario(
             if m
             else ConfigProblem("panel", str(exc))
         )
-        raise ConfigError(_with_lines([problem], lines), source=source) from None
+        raise ConfigError(with_lines([problem], lines), source=source) from None
     cross = _cross_problems(cfg, panel)
     if cross:
-        raise ConfigError(_with_lines(cross, lines), source=source)
+        raise ConfigError(with_lines(cross, lines), source=source)
     return Scenario(
         panel=panel,
         seed=cfg.seed,
@@ -536,21 +536,3 @@ def load_scenario(path: str | Path) -> Scenario:
     p = Path(path)
     data, lines = read_config_file(p)
     return parse_scenario(data, source=str(p), lines=lines)
-
-
-def _with_lines(
-    problems: list[ConfigProblem], lines: Mapping[str, int] | None
-) -> list[ConfigProblem]:
-    """Attach the YAML line of each problem's key (or of its nearest parent key)."""
-    if not lines:
-        return problems
-    out = []
-    for p in problems:
-        path = p.path
-        line = None
-        while path and line is None:
-            line = lines.get(path)
-            cut = max(path.rfind("."), path.rfind("["))
-            path = path[:cut] if cut > 0 else ""
-        out.append(ConfigProblem(p.path, p.message, p.got, line))
-    return out
