@@ -28,6 +28,8 @@ from collector.worker.alerts import AlertBook
 from collector.worker.assembly import (
     build_audit,
     build_feed,
+    build_manual_relays,
+    build_mqtt_control,
     build_notifiers,
     build_outputs,
     state_path,
@@ -35,6 +37,7 @@ from collector.worker.assembly import (
 )
 from collector.worker.audit import AuditAction, AuditRecord, Outcome
 from collector.worker.engine import WorkerEngine
+from collector.worker.mqtt_control import MqttControl
 from collector.worker.notify.base import Channel, Delivery, Notifier, channel_test_message
 from collector.worker.outputs import ALARM_OUTPUTS, SimulatedOutputs
 from collector.worker.runner import WorkerRunner
@@ -80,9 +83,14 @@ def worker(
     simulate_outputs: Annotated[bool, typer.Option(
         "--simulate-outputs", help="Do not touch GPIO even on a Raspberry Pi.")] = False,
     poll_s: Annotated[float, typer.Option(help="Read new metrics this often [s].")] = 5.0,
+    manual_hold_min: Annotated[float, typer.Option(
+        "--manual-hold-min", min=0,
+        help="A relay switched on from Home Assistant is not shed for this long [min].")]
+    = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the rule worker: I²t, sensor health, escalation, load shedding, Grafana webhooks."""
+    """Run the rule worker: I²t, sensor health, escalation, load shedding, Grafana webhooks,
+    and (with mqtt.control) relays and acknowledgements from Home Assistant."""
     setup_logging(verbose)
     cfg = _load(config)
     clock = SystemClock()
@@ -101,7 +109,10 @@ def worker(
                               f"from {path}", highlight=False)
     except (OSError, ValueError) as exc:
         fail(f"--state-file: {exc}")
-    engine = WorkerEngine(settings, clock=clock, outputs=outputs,
+    # with MQTT control, manual commands and load shedding meet in one relay layer
+    relays = build_manual_relays(cfg, settings, outputs, clock, audit,
+                                 on_hold_s=manual_hold_min * 60.0)
+    engine = WorkerEngine(settings, clock=clock, outputs=relays or outputs,
                           notifiers=build_notifiers(cfg, notify_webhook or ()),
                           audit=audit, book=book)
     feed = build_feed(cfg, settings.intervals, token)
@@ -114,11 +125,20 @@ def worker(
             server.start()
         except OSError as exc:
             fail(f"alerts.webhook: cannot listen on {hook.bind_host}:{hook.port}: {exc}")
+    control: MqttControl | None = None
+    if relays is not None:
+        try:
+            control = build_mqtt_control(cfg, relays, engine, audit, clock)
+        except ValueError as exc:
+            fail(f"mqtt: {exc}")
     err_console.print(
         f"worker for site {cfg.site.id}: outputs {outputs_kind}; "
         f"metrics {'from InfluxDB' if feed else 'none (influx disabled)'}; "
-        f"endpoint {server.url if server else 'off'}; state {path}", highlight=False)
-    runner = WorkerRunner(engine, clock=clock, feed=feed, poll_s=poll_s, state_path=path)
+        f"endpoint {server.url if server else 'off'}; "
+        f"MQTT control {cfg.mqtt.host if control else 'off'}; state {path}", highlight=False)
+    runner = WorkerRunner(engine, clock=clock, feed=feed, poll_s=poll_s, state_path=path,
+                          periodic=(relays.tick,) if relays else (),
+                          on_stop=(relays.release,) if relays else ())
     try:
         with _stop_event() as stop:
             runner.run(stop)
@@ -126,6 +146,8 @@ def worker(
         if server is not None:
             server.stop()
         engine.deliver_pending()
+        if control is not None:
+            control.close()  # after the release: the final states are retained
         outputs.close()
         if influx_audit is not None:
             influx_audit.flush(10.0)

@@ -8,13 +8,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from collector.clock import Clock
+from collector.config.circuits import CircuitKind
 from collector.config.models import GridGuardConfig
 from collector.influx_admin.api import InfluxApi
 from collector.sinks.influx.spool import Spool
 from collector.sinks.influx.transport import HttpTransport
 from collector.sinks.influx.writer import InfluxWriter, WriterSettings
 from collector.worker.audit import AuditLog, InfluxAudit, LoggingAudit, TeeAudit
+from collector.worker.engine import WorkerEngine
 from collector.worker.feed import InfluxMetricsFeed
+from collector.worker.mqtt_control import (
+    EngineAcknowledger,
+    ManualPolicy,
+    ManualRelays,
+    MqttControl,
+)
 from collector.worker.notify.base import Notifier
 from collector.worker.notify.email_smtp import SmtpEmail, SmtpSettings
 from collector.worker.notify.sms_twilio import TwilioSettings, TwilioSms
@@ -30,6 +38,8 @@ from collector.worker.outputs import (
     is_raspberry_pi,
     relay_output,
 )
+from collector.worker.settings import WorkerSettings
+from collector.worker.shedding import SheddingPolicy
 from collector.worker.state_file import STATE_FILE
 
 log = logging.getLogger(__name__)
@@ -132,3 +142,41 @@ def build_feed(cfg: GridGuardConfig, intervals: frozenset[str], token: str | Non
         return None
     api = InfluxApi(cfg.influx.url, token, cfg.influx.org, timeout_s=cfg.influx.write.timeout_s)
     return InfluxMetricsFeed(api, cfg.influx.buckets.raw, intervals)
+
+
+def mqtt_control_enabled(cfg: GridGuardConfig) -> bool:
+    """The worker runs the MQTT control client (relays and acknowledgement from HA)."""
+    return cfg.mqtt.enabled and cfg.mqtt.control.enabled
+
+
+def build_manual_relays(cfg: GridGuardConfig, settings: WorkerSettings, outputs: Outputs,
+                        clock: Clock, audit: AuditLog, *, on_hold_s: float
+                        ) -> ManualRelays | None:
+    """The relay outputs with manual commands on top, when MQTT control is enabled.
+
+    The engine is then built on the returned object instead of ``outputs``; the minimum
+    on/off times are those of ``load_control`` (they protect the loads whether or not
+    automatic shedding is enabled).
+    """
+    if not mqtt_control_enabled(cfg):
+        return None
+    lc = cfg.load_control
+    emergency = (settings.shedding or SheddingPolicy()).thermal_emergency_level
+    policy = ManualPolicy(min_on_s=lc.min_on_s, min_off_s=lc.min_off_s, on_hold_s=on_hold_s,
+                          emergency_level=emergency)
+    return ManualRelays(
+        outputs, [r.circuit for r in settings.relays], policy=policy, clock=clock, audit=audit,
+        critical=[c.id for c in settings.circuits if c.critical],
+        mains=[c.id for c in settings.circuits if c.kind is CircuitKind.MAIN],
+    )
+
+
+def build_mqtt_control(cfg: GridGuardConfig, relays: ManualRelays, engine: WorkerEngine,
+                       audit: AuditLog, clock: Clock) -> MqttControl:
+    """Connect (in the background) the worker's MQTT control client; secrets resolved."""
+    from collector.sinks.mqtt import MqttRole, mqtt_from_config
+
+    settings, site = mqtt_from_config(cfg, MqttRole.WORKER)
+    relays.watch_heat(engine.thermal)
+    return MqttControl(settings, site, relays, EngineAcknowledger(engine), audit=audit,
+                       clock=clock)

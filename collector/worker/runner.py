@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector.clock import Clock
@@ -30,7 +30,11 @@ class WorkerRunner:
         tick_s: float = 0.05,
         dispatch_s: float = 0.5,
         state_path: Path | None = None,
+        periodic: Sequence[Callable[[], object]] = (),
+        on_stop: Sequence[Callable[[], object]] = (),
     ) -> None:
+        """``periodic``: also called on every tick (e.g. manual relay holds ending);
+        ``on_stop``: called once when stopping, before the engine releases its outputs."""
         for name, value in (("poll_s", poll_s), ("tick_s", tick_s), ("dispatch_s", dispatch_s)):
             if not value > 0:
                 raise ValueError(f"{name}: must be > 0 s, got {value}")
@@ -41,6 +45,8 @@ class WorkerRunner:
         self._tick_s = tick_s
         self._dispatch_s = dispatch_s
         self._state_path = state_path
+        self._periodic = tuple(periodic)
+        self._on_stop = tuple(on_stop)
         self._saved_revision = -1
 
     def run(self, stop: threading.Event) -> None:
@@ -57,11 +63,15 @@ class WorkerRunner:
         try:
             while not stop.is_set():
                 self._guard("tick", self._engine.tick)
+                for step in self._periodic:
+                    self._guard("tick", step)
                 self._save()
                 stop.wait(self._tick_s)
         finally:
             for t in threads:
                 t.join(15.0)
+            for step in self._on_stop:
+                self._guard("stop", step)
             self._engine.close()
             self._save()
 

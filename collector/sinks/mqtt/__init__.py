@@ -3,6 +3,7 @@
 from collector.sinks.mqtt.config_adapter import mqtt_from_config
 from collector.sinks.mqtt.control import (
     AlertAcknowledger,
+    CommandRefusedError,
     CommandResult,
     ControlHandler,
     InMemoryAcknowledger,
@@ -11,6 +12,7 @@ from collector.sinks.mqtt.control import (
 )
 from collector.sinks.mqtt.settings import (
     CircuitDescription,
+    MqttRole,
     MqttSettings,
     SiteDescription,
     TlsSettings,
@@ -22,9 +24,11 @@ from collector.sinks.mqtt.sink import MqttSink, MqttSinkStats
 __all__ = [
     "AlertAcknowledger",
     "CircuitDescription",
+    "CommandRefusedError",
     "CommandResult",
     "ControlHandler",
     "InMemoryAcknowledger",
+    "MqttRole",
     "MqttSettings",
     "MqttSink",
     "MqttSinkStats",

@@ -13,7 +13,9 @@ A command (format in :mod:`collector.sinks.mqtt.signing`) is carried out only wh
 
 Everything else is rejected, logged and answered on the result topic; nothing here
 raises into the caller. The relay itself is driven through :class:`RelayController`
-(a simulated one here; GPIO comes with the hardware issue).
+(the rule worker's relays in production, :mod:`collector.worker.mqtt_control`; a
+simulated one here), which may still refuse a command by its own rules (minimum on/off
+times) by raising :class:`CommandRefusedError`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ _LOG_FIRST = 20
 _LOG_EVERY = 100
 
 
+class CommandRefusedError(Exception):
+    """Raised by a :class:`RelayController` or :class:`AlertAcknowledger` that will not
+    carry out a (genuine) command; the message says why and is published as the reason."""
+
+
 class RelayController(Protocol):
     """Drives the relays (contactors) of sheddable circuits."""
 
@@ -58,7 +65,8 @@ class RelayController(Protocol):
         ...
 
     def switch(self, circuit: str, on: bool) -> None:
-        """Switch a circuit on or off; raises on a hardware failure."""
+        """Switch a circuit on or off; raises on a hardware failure, and
+        :class:`CommandRefusedError` when its rules do not allow it now."""
         ...
 
 
@@ -88,7 +96,10 @@ class SimulatedRelayController:
 class AlertAcknowledger(Protocol):
     """Receives acknowledgements (the rule worker stops escalating an alert)."""
 
-    def acknowledge(self, alert: str, source: str) -> None: ...
+    def acknowledge(self, alert: str, source: str) -> None:
+        """Acknowledge alert ``alert`` (an id, or ``all``); raises
+        :class:`CommandRefusedError` for an unknown id."""
+        ...
 
 
 class InMemoryAcknowledger:
@@ -105,13 +116,21 @@ class InMemoryAcknowledger:
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """What became of one command; published on the result topic."""
+    """What became of one command; published on the result topic.
+
+    ``verified``: the command passed the signature, site and freshness checks, so it
+    is genuine (an authorised person asked), whether or not it was carried out; only
+    such results are worth an audit record. ``state``: ``on``/``off`` of a verified
+    relay command. Neither is published.
+    """
 
     accepted: bool
     reason: str
     cmd: str | None = None
     nonce: str | None = None
     circuit: str | None = None
+    verified: bool = False
+    state: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "reason": self.reason, "cmd": self.cmd,
@@ -119,10 +138,12 @@ class CommandResult:
 
 
 class _RejectError(Exception):
-    def __init__(self, reason: str, command: dict[str, Any] | None = None) -> None:
+    def __init__(self, reason: str, command: dict[str, Any] | None = None,
+                 verified: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.command = command
+        self.verified = verified
 
 
 class ReplayGuard:
@@ -186,14 +207,20 @@ class ControlHandler:
         with self._lock:
             try:
                 command = self._authenticate(payload)
-                result = self._execute(command, source)
+                try:
+                    result = self._execute(command, source)
+                except _RejectError as exc:
+                    exc.verified = True  # genuine and fresh, but not carried out
+                    raise
             except _RejectError as exc:
                 cmd = exc.command or {}
+                raw_args = cmd.get("args")
+                args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
                 result = CommandResult(
                     False, exc.reason,
                     cmd=_str_or_none(cmd.get("cmd")), nonce=_str_or_none(cmd.get("nonce")),
-                    circuit=_str_or_none((cmd.get("args") or {}).get("circuit"))
-                    if isinstance(cmd.get("args"), dict) else None,
+                    circuit=_str_or_none(args.get("circuit")), verified=exc.verified,
+                    state=_str_or_none(args.get("state")) if exc.verified else None,
                 )
             except Exception as exc:  # a controller bug must not kill the MQTT thread
                 log.exception("control command failed unexpectedly")
@@ -279,19 +306,25 @@ class ControlHandler:
                     f"refused: no relay on circuit {circuit!r}; have {have}", command)
             try:
                 self._relays.switch(circuit, on)
+            except CommandRefusedError as exc:
+                raise _RejectError(f"refused: {exc}", command) from None
             except Exception as exc:
                 log.exception("relay %s failed to switch %s", circuit, args["state"])
                 raise _RejectError(f"relay failed: {type(exc).__name__}: {exc}", command) from None
             return CommandResult(True, f"{circuit} switched {args['state']}", "relay", nonce,
-                                 circuit)
+                                 circuit, verified=True, state=args["state"])
         if cmd == "ack":
             alert = args.get("alert")
             if set(args) != {"alert"} or not isinstance(alert, str) or not _ALERT.match(alert):
                 raise _RejectError("malformed: ack args are {alert: id or 'all'}", command)
             if self._ack is None:
                 raise _RejectError("refused: no alert handling on this collector", command)
-            self._ack.acknowledge(alert, source)
-            return CommandResult(True, f"alert {alert} acknowledged", "ack", nonce)
+            try:
+                self._ack.acknowledge(alert, source)
+            except CommandRefusedError as exc:
+                raise _RejectError(f"refused: {exc}", command) from None
+            return CommandResult(True, f"alert {alert} acknowledged", "ack", nonce,
+                                 verified=True)
         raise _RejectError(f"malformed: unknown cmd {cmd!r}; expected relay or ack", command)
 
 

@@ -1,9 +1,12 @@
 """Home Assistant MQTT discovery: which entities a site gets, and their config payloads.
 
 One Home Assistant *device* per GridGuard site; one *entity* per published metric,
-per fault type and per relay. Units, ``device_class`` and ``state_class`` come from
-:mod:`collector.nomenclature` (the one table); this module only chooses which fields
-become entities and how they are named. Payload keys follow the MQTT discovery
+per fault type and per relay. Two processes share the device (:class:`MqttRole`): the
+collector announces the measurements, the rule worker the relay switches and the
+acknowledge button; each removes stale entities of its own components only.
+Units, ``device_class`` and ``state_class`` come from :mod:`collector.nomenclature`
+(the one table); this module only chooses which fields become entities and how they
+are named. Payload keys follow the MQTT discovery
 documentation (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery and
 the per-platform pages ``sensor.mqtt``, ``binary_sensor.mqtt``, ``switch.mqtt``,
 ``button.mqtt``); tests/mqtt/test_discovery.py checks them against those pages.
@@ -26,7 +29,7 @@ from typing import Any
 
 from collector.model import EventType
 from collector.nomenclature import field_spec
-from collector.sinks.mqtt.settings import CircuitDescription, SiteDescription
+from collector.sinks.mqtt.settings import CircuitDescription, MqttRole, SiteDescription
 from collector.sinks.mqtt.topics import Topics, object_id
 
 PAYLOAD_ON = "ON"
@@ -37,6 +40,11 @@ PAYLOAD_OFFLINE = "offline"
 
 MANUFACTURER = "GridGuard"
 MODEL = "Raspberry Pi power monitor"
+
+MEASUREMENT_COMPONENTS = frozenset({"sensor", "binary_sensor"})
+"""Entities of what is measured: the collector's."""
+CONTROL_COMPONENTS = frozenset({"switch", "button"})
+"""Entities that command the relays and the alert book: the rule worker's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,11 +203,12 @@ def _enabled(circuit: CircuitDescription, phase: str, desc: SensorDescription) -
 
 class _Builder:
     def __init__(self, site: SiteDescription, topics: Topics, qos: int, sw_version: str,
-                 expire_after_s: int) -> None:
+                 expire_after_s: int, availability_topic: str) -> None:
         self.site = site
         self.topics = topics
         self.qos = qos
         self.expire_after_s = expire_after_s
+        self.availability_topic = availability_topic
         self.device = device_info(site, sw_version)
         self.origin = origin_info(sw_version)
         self.entities: list[DiscoveryEntity] = []
@@ -209,7 +218,7 @@ class _Builder:
         return {
             "name": name,
             "unique_id": f"{self.topics.node_id}_{obj_id}",
-            "availability_topic": self.topics.availability,
+            "availability_topic": self.availability_topic,
             "payload_available": PAYLOAD_ONLINE,
             "payload_not_available": PAYLOAD_OFFLINE,
             "device": self.device,
@@ -316,9 +325,27 @@ def discovery_plan(
     sw_version: str,
     expire_after_s: int,
     control: bool,
+    role: MqttRole = MqttRole.STANDALONE,
 ) -> DiscoveryPlan:
-    """All discovery messages of a site (a pure function of the site description)."""
-    b = _Builder(site, topics, qos, sw_version, expire_after_s)
+    """The discovery messages of a site that ``role`` publishes (a pure function).
+
+    The collector's plan has the measurements (sensors, fault binary sensors), the
+    worker's the relay switches and the acknowledge button (with ``control``), a
+    standalone sink's both. Every entity is available while its publisher is online:
+    the worker's under :attr:`Topics.worker_availability`, the others under
+    :attr:`Topics.availability`.
+    """
+    availability = (topics.worker_availability if role is MqttRole.WORKER
+                    else topics.availability)
+    b = _Builder(site, topics, qos, sw_version, expire_after_s, availability)
+    if role is not MqttRole.WORKER:
+        _measurements(b, site)
+    if control and role is not MqttRole.COLLECTOR:
+        b.controls()
+    return DiscoveryPlan(tuple(b.entities), tuple(b.readings))
+
+
+def _measurements(b: _Builder, site: SiteDescription) -> None:
     for c in site.circuits:
         b.circuit(c)
     for v in site.voltage_channels:
@@ -332,15 +359,37 @@ def discovery_plan(
         b.sensors(rid, "G", RESIDUAL_SENSORS,
                   lambda d, r=rid: f"{d.label.capitalize()} {r}", lambda d: True)
     b.faults()
-    if control:
-        b.controls()
-    return DiscoveryPlan(tuple(b.entities), tuple(b.readings))
 
 
-def stale_config_topics(retained: Iterable[str], plan: DiscoveryPlan) -> tuple[str, ...]:
+def owned_components(role: MqttRole, control: bool) -> frozenset[str]:
+    """Discovery components whose stale configs a sink of ``role`` may remove.
+
+    Each process cleans up only its own kind of entity, so the collector never deletes
+    the worker's switches and the worker never deletes the collector's sensors. With
+    control off nobody publishes switches or buttons; the collector then removes any
+    left over from when it was on.
+    """
+    if role is MqttRole.WORKER:
+        return CONTROL_COMPONENTS
+    if role is MqttRole.COLLECTOR and control:
+        return MEASUREMENT_COMPONENTS
+    return MEASUREMENT_COMPONENTS | CONTROL_COMPONENTS
+
+
+def config_component(topic: str) -> str:
+    """The component of a discovery config topic (``<prefix>/<component>/<node>/<id>/config``)."""
+    parts = topic.split("/")
+    # the discovery prefix may itself have levels: count from the end
+    return parts[-4] if len(parts) >= 5 else ""
+
+
+def stale_config_topics(retained: Iterable[str], plan: DiscoveryPlan,
+                        owned: frozenset[str] | None = None) -> tuple[str, ...]:
     """Config topics found on the broker that the current plan no longer has (sorted).
 
-    Publishing an empty retained payload to each removes the entity from Home
-    Assistant and the retained message from the broker.
+    Only topics of the ``owned`` components count (None: all); the others belong to
+    another process of the same site. Publishing an empty retained payload to each
+    removes the entity from Home Assistant and the retained message from the broker.
     """
-    return tuple(sorted(set(retained) - plan.topics))
+    return tuple(sorted(t for t in set(retained) - plan.topics
+                        if owned is None or config_component(t) in owned))

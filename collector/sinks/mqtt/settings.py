@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from collector.model import Quantity, SourceCapabilities
 
 _TOPIC_SEGMENT = re.compile(r"^[^/#+\s]+$")
 _TOPIC_PREFIX = re.compile(r"^[^/#+\s]+(/[^/#+\s]+)*$")
+
+
+class MqttRole(StrEnum):
+    """Which process a sink serves; each announces and cleans up only its own entities.
+
+    The collector measures, the rule worker owns the relays and the alert book: with
+    both connected to one broker, each publishes its half of the site's Home Assistant
+    device under its own availability topic, and neither removes the other's entities.
+    """
+
+    STANDALONE = "standalone"  # one process does everything (readings, faults, control)
+    COLLECTOR = "collector"  # readings and faults; relays and acknowledgement are the worker's
+    WORKER = "worker"  # relay switches and the acknowledge button, and the signed commands
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +64,7 @@ class MqttSettings:
     reconnect_max_s: int = 60
     max_queued_messages: int = 1000  # paho's outgoing queue bound while the link is slow
     discovery_sync_timeout_s: float = 5.0
+    role: MqttRole = MqttRole.STANDALONE
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -81,6 +96,9 @@ class MqttSettings:
             raise ValueError(f"max_queued_messages: must be >= 1, got {self.max_queued_messages}")
         if self.control_enabled and not self.shared_secret:
             raise ValueError("shared_secret: is required when control_enabled is true")
+        if self.role is MqttRole.WORKER and not self.control_enabled:
+            raise ValueError("role: 'worker' publishes only the control entities and needs "
+                             "control_enabled true, got false")
         if self.password is not None and self.username is None:
             raise ValueError("username: is required when a password is given")
 

@@ -14,6 +14,13 @@ On every connect the worker first reads back this site's retained discovery conf
 back every retained config has arrived), clears those that the site no longer has
 (a removed circuit disappears from Home Assistant), publishes the current ones and
 marks the site online.
+
+Roles (:class:`MqttRole`): the collector's sink publishes the measurements, the rule
+worker's (:mod:`collector.worker.mqtt_control`) the relay switches and the acknowledge
+button, carries out the signed commands and publishes the relay states whenever they
+change (:meth:`MqttSink.relays_changed`). Each has its own availability topic and last
+will, and removes only stale entities of its own components, so neither deletes the
+other's entities.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import secrets
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -44,10 +51,11 @@ from collector.sinks.mqtt.discovery import (
     PAYLOAD_ONLINE,
     DiscoveryPlan,
     discovery_plan,
+    owned_components,
     stale_config_topics,
 )
 from collector.sinks.mqtt.readings import FaultBook, ReadingsBook
-from collector.sinks.mqtt.settings import MqttSettings, SiteDescription
+from collector.sinks.mqtt.settings import MqttRole, MqttSettings, SiteDescription
 from collector.sinks.mqtt.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -90,19 +98,26 @@ class MqttSink:
         acknowledger: AlertAcknowledger | None = None,
         clock: Clock | None = None,
         sw_version: str | None = None,
+        on_command: Callable[[CommandResult], None] | None = None,
     ) -> None:
         self._settings = settings
         self._site = site
         self._clock: Clock = clock or SystemClock()
         self._relays = relays
+        self._on_command = on_command
         self._topics = Topics(settings.topic_prefix, settings.discovery_prefix, site.id)
+        role = settings.role
+        self._measures = role is not MqttRole.WORKER
+        self._availability = (self._topics.worker_availability if role is MqttRole.WORKER
+                              else self._topics.availability)
+        self._owned = owned_components(role, settings.control_enabled)
         expire_s = max(60, round(5 * settings.publish_interval_s))
         self._plan: DiscoveryPlan = discovery_plan(
             site, self._topics, qos=settings.qos, sw_version=sw_version or gridguard_version(),
-            expire_after_s=expire_s, control=settings.control_enabled,
+            expire_after_s=expire_s, control=settings.control_enabled, role=role,
         )
         self._control: ControlHandler | None = None
-        if settings.control_enabled:
+        if settings.control_enabled and role is not MqttRole.COLLECTOR:
             assert settings.shared_secret is not None  # MqttSettings validated it
             self._control = ControlHandler(
                 site, settings.shared_secret, relays=relays, acknowledger=acknowledger,
@@ -120,12 +135,14 @@ class MqttSink:
         self._sync_token = ""
         self._synced = threading.Event()
         self._retained_configs: set[str] = set()
+        self._relays_dirty = False
+        self._relay_published: dict[str, bool] = {}  # worker thread only
         self._counts = {"connects": 0, "readings": 0, "events": 0, "events_dropped": 0,
                         "stale": 0}
         self._conn = Connection(
             settings,
             settings.client_id or f"gridguard-{site.id}",
-            will_topic=self._topics.availability,
+            will_topic=self._availability,
             will_payload=PAYLOAD_OFFLINE,
             on_connect=self._on_connect,
             on_message=self._on_message,
@@ -155,19 +172,33 @@ class MqttSink:
                           len(metrics), len(events))
 
     def close(self) -> None:
-        """Say goodbye (availability offline), disconnect and stop the threads."""
+        """Say goodbye (final relay states, availability offline), disconnect, stop."""
         self._stopping.set()
         self._wake.set()
         self._worker.join(CLOSE_TIMEOUT_S)
-        self._conn.publish_and_wait(self._topics.availability, PAYLOAD_OFFLINE, qos=1,
+        if not self._worker.is_alive():
+            # the owner released its relays before closing: leave the truth retained
+            self._publish_relay_states(force=False)
+        self._conn.publish_and_wait(self._availability, PAYLOAD_OFFLINE, qos=1,
                                     retain=True, timeout_s=2.0)
         self._conn.stop()
+
+    def relays_changed(self) -> None:
+        """A relay may have switched: publish the changed states now (any thread)."""
+        with self._lock:
+            self._relays_dirty = True
+        self._wake.set()
 
     # -- for the CLI, health and tests ----------------------------------------------
 
     @property
     def topics(self) -> Topics:
         return self._topics
+
+    @property
+    def availability_topic(self) -> str:
+        """This sink's online/offline topic (the collector's or the worker's)."""
+        return self._availability
 
     @property
     def plan(self) -> DiscoveryPlan:
@@ -250,10 +281,16 @@ class MqttSink:
                 elif ha_restarted:
                     self._republish_all()
                 self._run_commands()
+                with self._lock:
+                    relays_dirty, self._relays_dirty = self._relays_dirty, False
+                if relays_dirty:
+                    self._publish_relay_states(force=False)
                 self._publish_events_and_faults(force=False)
                 now = self._clock.monotonic()
                 if now >= next_due:
                     self._publish_readings()
+                    # also catches a relay switched without relays_changed()
+                    self._publish_relay_states(force=False)
                     next_due = now + self._settings.publish_interval_s
             except Exception:
                 # The worker must survive anything: it is the only publisher.
@@ -284,7 +321,7 @@ class MqttSink:
                         self._settings.discovery_sync_timeout_s)
             return
         with self._lock:
-            stale = stale_config_topics(self._retained_configs, self._plan)
+            stale = stale_config_topics(self._retained_configs, self._plan, self._owned)
         for topic in stale:
             # An empty retained payload deletes the entity in HA and the retained message.
             self._conn.publish(topic, b"", qos=1, retain=True)
@@ -299,8 +336,10 @@ class MqttSink:
         for e in self._plan.entities:
             self._conn.publish(e.topic, json.dumps(e.payload, allow_nan=False), qos=qos,
                                retain=True)
-        self._conn.publish(self._topics.availability, PAYLOAD_ONLINE, qos=1, retain=True)
-        self._publish_relay_states()
+        self._conn.publish(self._availability, PAYLOAD_ONLINE, qos=1, retain=True)
+        self._publish_relay_states(force=True)
+        if not self._measures:
+            return
         with self._lock:
             self._faults.forget_published()
             self._readings.mark_all_dirty()
@@ -308,7 +347,7 @@ class MqttSink:
         self._publish_readings()
 
     def _publish_readings(self) -> None:
-        if not self._conn.connected:
+        if not self._measures or not self._conn.connected:
             return  # stay dirty: published after the reconnect
         with self._lock:
             keys = self._readings.take_dirty()
@@ -323,7 +362,7 @@ class MqttSink:
             self._counts["readings"] += sent
 
     def _publish_events_and_faults(self, *, force: bool) -> None:
-        if not self._conn.connected:
+        if not self._measures or not self._conn.connected:
             return
         qos = self._settings.qos
         now = self._clock.monotonic()
@@ -353,21 +392,26 @@ class MqttSink:
             with self._lock:
                 self._faults.mark_published(event_type, on)
 
-    def _publish_relay_states(self) -> None:
+    def _publish_relay_states(self, *, force: bool) -> None:
         if self._relays is None:
             return
         for circuit in sorted(self._relays.relay_circuits()):
-            self._publish_relay_state(circuit)
+            self._publish_relay_state(circuit, force=force)
 
-    def _publish_relay_state(self, circuit: str) -> None:
+    def _publish_relay_state(self, circuit: str, *, force: bool) -> None:
+        """Publish one relay's state (retained) if it changed since last sent, or ``force``."""
         assert self._relays is not None
         try:
             on = self._relays.is_on(circuit)
         except Exception:
             log.exception("reading relay %s failed", circuit)
             return
-        self._conn.publish(self._topics.relay_state(circuit), PAYLOAD_ON if on else PAYLOAD_OFF,
-                           qos=self._settings.qos, retain=True)
+        if not force and self._relay_published.get(circuit) == on:
+            return
+        if self._conn.publish(self._topics.relay_state(circuit),
+                              PAYLOAD_ON if on else PAYLOAD_OFF,
+                              qos=self._settings.qos, retain=True):
+            self._relay_published[circuit] = on
 
     def _run_commands(self) -> None:
         if self._control is None:
@@ -378,5 +422,12 @@ class MqttSink:
             result: CommandResult = self._control.handle(payload)
             self._conn.publish(self._topics.control_result, json.dumps(result.as_json()),
                                qos=self._settings.qos, retain=False)
-            if result.accepted and result.circuit is not None and self._relays is not None:
-                self._publish_relay_state(result.circuit)
+            if self._on_command is not None:
+                try:
+                    self._on_command(result)
+                except Exception:
+                    log.exception("control: the command hook failed for %s", result.cmd)
+            if (result.circuit is not None and self._relays is not None
+                    and result.circuit in self._relays.relay_circuits()):
+                # also after a refusal: Home Assistant's switch snaps back to the truth
+                self._publish_relay_state(result.circuit, force=True)

@@ -3,6 +3,7 @@
 Layout (``<base>`` is ``<topic_prefix>/<site>``)::
 
     <base>/status                          online / offline (retained, last will)
+    <base>/worker/status                   the same for the rule worker (relays, acks)
     <base>/reading/<channel>/<phase>       JSON of the latest values (retained)
     <base>/fault/<event type>/state        ON / OFF (retained)
     <base>/fault/<event type>/attributes   JSON of the latest such event (retained)
@@ -10,7 +11,7 @@ Layout (``<base>`` is ``<topic_prefix>/<site>``)::
     <base>/relay/<circuit>/state           ON / OFF, relay closed / open (retained)
     <base>/relay/<circuit>/request         ON / OFF from Home Assistant's switch (see docs)
     <base>/ack/request                     PRESS from Home Assistant's button (see docs)
-    <base>/control                         signed commands (collector subscribes)
+    <base>/control                         signed commands (the relays' owner subscribes)
     <base>/control/result                  outcome of each command (not retained)
     <discovery_prefix>/<component>/gridguard_<site>/<object id>/config   HA discovery
 
@@ -67,6 +68,11 @@ class Topics:
     @property
     def availability(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def worker_availability(self) -> str:
+        """Availability of the rule worker, which owns the relays and the alert book."""
+        return f"{self.base}/worker/status"
 
     def reading(self, channel: str, phase: str | None) -> str:
         return f"{self.base}/reading/{channel}/{phase_key(phase)}"
