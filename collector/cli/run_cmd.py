@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, cast
 
 import typer
 from rich.live import Live
 
 from collector.assembly import RunSettings, build_pipeline, settings_from_config
-from collector.cli.common import err_console, fail, open_output, setup_logging
+from collector.cli.common import (
+    err_console,
+    fail,
+    open_output,
+    setup_logging,
+    stop_on_signals,
+)
 from collector.clock import Pacer, SystemClock
 from collector.config.errors import ConfigError
 from collector.config.load import load_config
@@ -88,12 +91,12 @@ def run_meter(cfg: GridGuardConfig, sinks: list[Sink], view: LiveView, live: boo
         fail(f"source.type: {cfg.source.type}: {exc}")
     stats = PublishStats()
     started = time.monotonic()
-    with _stop_on_signals() as stop, (
+    with stop_on_signals() as stop, (
         Live(view.render(), console=err_console, refresh_per_second=2)
         if live else contextlib.nullcontext()
     ) as display:
         try:
-            while not stop[0]:
+            while not stop.is_set():
                 if duration_s is not None and time.monotonic() - started >= duration_s:
                     break
                 batch = source.read()
@@ -142,21 +145,6 @@ def check_channels(cfg: GridGuardConfig, source: Source) -> None:
     if missing:
         fail(f"circuits[].current_channels: the source has no channel(s) {missing}; "
              f"it has {sorted(have)}")
-
-
-@contextlib.contextmanager
-def _stop_on_signals() -> Iterator[list[bool]]:
-    stop = [False]
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop[0] = True
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def run(
@@ -237,7 +225,7 @@ def run(
             sinks.append(JsonLinesSink(m_out, e_out))
         pipeline = build_pipeline(caps, settings, sinks)
         started = time.monotonic()
-        with _stop_on_signals() as stop, (
+        with stop_on_signals() as stop, (
             Live(view.render(), console=err_console, refresh_per_second=4, transient=False)
             if live else contextlib.nullcontext()
         ) as display:
@@ -253,7 +241,7 @@ def run(
                 if display is not None and now - last_draw > 0.2:
                     display.update(view.render())
                     last_draw = now
-                if stop[0]:
+                if stop.is_set():
                     break
                 if pacer is not None:
                     pacer.wait_for(block.duration_s)

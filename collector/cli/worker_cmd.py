@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from collector.cli.common import err_console, fail, setup_logging
+from collector.cli.common import err_console, fail, setup_logging, stop_on_signals
 from collector.clock import SystemClock
 from collector.config.base import is_email, is_phone
 from collector.config.errors import ConfigError
@@ -59,21 +54,6 @@ def _load(config: Path) -> GridGuardConfig:
         return load_config(config)
     except ConfigError as exc:
         fail(str(exc))
-
-
-@contextmanager
-def _stop_event() -> Iterator[threading.Event]:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def worker(
@@ -140,7 +120,7 @@ def worker(
                           periodic=(relays.tick,) if relays else (),
                           on_stop=(relays.release,) if relays else ())
     try:
-        with _stop_event() as stop:
+        with stop_on_signals() as stop:
             runner.run(stop)
     finally:
         if server is not None:
