@@ -15,6 +15,17 @@ that started and are still running, and the time ranges disturbed by a dip, swel
 interruption (for IEC 61000-4-30 flagging of metrics). ``flush`` ends what is still
 open at the end of the stream. A non-contiguous block (gap, rate change) ends open
 events the same way and restarts all streaming state.
+
+Speed. Most blocks change nothing: no value near a threshold, nothing in progress.
+Each detector first screens the whole block with a few vectorised tests that are
+*necessary* conditions of any change (a value beyond a threshold, a half cycle
+loud and aperiodic enough to be arc-like, a flat, clipped or offset window) and
+steps value by value, half cycle by half cycle, only the channels and detectors
+that pass or have something in progress. Skipped threshold trackers keep no
+history of their own: the last few values of their group are kept
+(:class:`.polyphase.RecentValues`) and handed over before they are fed again, so
+the result is what stepping every value would give
+(``tests/events/test_equivalence.py`` checks it against the engine before this).
 """
 
 from __future__ import annotations
@@ -35,10 +46,14 @@ from collector.events.frequency import (
     default_band_hz,
     default_fast_band_hz,
 )
-from collector.events.ground_fault import GroundFaultDetector, GroundFaultSettings
+from collector.events.ground_fault import (
+    GroundFaultDetector,
+    GroundFaultGroup,
+    GroundFaultSettings,
+)
 from collector.events.half_cycle_rms import HalfCycleRmsState, half_cycle_rms
 from collector.events.open_neutral import OpenNeutralDetector
-from collector.events.overcurrent import OvercurrentDetector, OvercurrentRule
+from collector.events.overcurrent import OvercurrentDetector, OvercurrentGroup, OvercurrentRule
 from collector.events.sensor import SensorFaultDetector, SensorSettings
 from collector.events.voltage import VoltageEventDetector, VoltageThresholds
 from collector.model import (
@@ -369,6 +384,23 @@ class EventEngine:
                     ),
                 ))
         self._weights = np.array(rows).reshape(len(rows), self._n_channels)
+        # Most rows are one channel each: those are taken as they are (no arithmetic,
+        # so no rounding), and only the derived rows are formed by weighted sums.
+        unit = (self._weights != 0).sum(axis=1) == 1
+        unit &= self._weights.max(axis=1, initial=0.0) == 1.0
+        self._unit_rows = np.flatnonzero(unit)
+        self._unit_src = self._weights[unit].argmax(axis=1)
+        self._derived_rows = np.flatnonzero(~unit)
+        self._derived_weights = self._weights[~unit]
+        self._derived_touches = (self._derived_weights != 0).astype(np.float64)
+        self._identity = bool(
+            unit.all() and np.array_equal(self._unit_src, np.arange(len(rows)))
+            and len(rows) == self._n_channels
+        )
+        self._oc_group = OvercurrentGroup(self._overcurrent)
+        self._gf_group = GroundFaultGroup([
+            (res.detector, res.rows[0], res.line_rows) for res in self._residuals
+        ])
 
         self._arc: ArcDetector | None = None
         arc_idx = [
@@ -384,6 +416,7 @@ class EventEngine:
                 [channels[k].id for k in arc_idx], [_label(channels[k]) for k in arc_idx],
                 s.arc(), self._new_id,
             )
+        self._arc_min_samples_per_cycle = 2 * s.arc().min_samples_per_half_cycle
         self._arc_idx = arc_idx
         self._sensor = SensorFaultDetector(
             channels, [_label(ch) for ch in channels], s.sensor(), f_nom, self._new_id
@@ -428,10 +461,8 @@ class EventEngine:
         for det in (self._open_neutral, self._frequency, self._arc, self._sensor):
             if det is not None:
                 events += det.close()
-        for oc, _ in self._overcurrent:
-            events += oc.close()
-        for res in self._residuals:
-            events += res.detector.close()
+        events += self._oc_group.close()
+        events += self._gf_group.close()
         self._rms_state = None
         self._track_sensor_faults(events, [], 0)
         events = [self._flag_if_sensor_fault(e) for e in events]
@@ -467,27 +498,31 @@ class EventEngine:
         started: list[Event] = []
         disturbed: list[tuple[int, int]] = list(pre.disturbed) if pre else []
 
+        # one look for missing samples serves every detector
+        has_nan = bool(np.isnan(x).any())
         if fs / f >= MIN_SAMPLES_PER_CYCLE and self._weights.shape[0]:
             self.unavailable.pop("rms_events", None)
-            self._rms_events(block, f, ended, started, disturbed)
+            self._rms_events(block, f, has_nan, ended, started, disturbed)
         elif fs / f < MIN_SAMPLES_PER_CYCLE:
             self.unavailable["rms_events"] = (
                 f"{fs / f:.1f} samples per cycle < {MIN_SAMPLES_PER_CYCLE:g}"
             )
         if self._frequency is not None:
             ref_v = self._arm_reference_v(x)
-            e, st = self._frequency.process(x[self._freq_k], block.t0_ns, fs, 0.1 * ref_v)
+            e, st = self._frequency.process(  # (a NaN elsewhere: the row is looked at)
+                x[self._freq_k], block.t0_ns, fs, 0.1 * ref_v, has_nan=None if has_nan else False
+            )
             ended += e
             started += st
-        if fs / f >= 2 * self.settings.arc().min_samples_per_half_cycle and self._arc:
+        if fs / f >= self._arc_min_samples_per_cycle and self._arc:
             self.unavailable.pop("arc", None)
-            e, st = self._arc.process(x[self._arc_idx], block.t0_ns, fs, f)
+            e, st = self._arc.process(x[self._arc_idx], block.t0_ns, fs, f, has_nan=has_nan)
             ended += e
             started += st
         elif self._arc is not None:
             self.unavailable["arc"] = f"{fs:g} Hz sampling is too slow for the arc signature"
         if fs / f >= MIN_SAMPLES_PER_CYCLE:
-            e, st = self._sensor.process(x, block.t0_ns, fs, f)
+            e, st = self._sensor.process(x, block.t0_ns, fs, f, has_nan=has_nan)
             ended += e
             started += st
         self._track_sensor_faults(ended, started, block.t0_ns)
@@ -545,17 +580,14 @@ class EventEngine:
         self,
         block: Block,
         f: float,
+        has_nan: bool,
         ended: list[Event],
         started: list[Event],
         disturbed: list[tuple[int, int]],
     ) -> None:
-        x = block.samples
-        # NaN must stay NaN in the derived rows: 0 * NaN would otherwise leak into sums
-        rows = self._weights @ np.where(np.isnan(x), 0.0, x)
-        touched = (self._weights != 0).astype(np.float64) @ np.isnan(x).astype(np.float64)
-        rows[touched > 0] = np.nan
+        rows = self._rows(block.samples, has_nan)
         rms, end_ns, self._rms_state = half_cycle_rms(
-            rows, block.t0_ns, block.fs_hz, f, self._rms_state
+            rows, block.t0_ns, block.fs_hz, f, self._rms_state, has_nan=has_nan
         )
         if rms.shape[1] == 0:
             return
@@ -568,29 +600,37 @@ class EventEngine:
             disturbed += out.disturbed
             ref = self._voltage.reference_v
             if self._open_neutral is not None and ref is not None:
-                u_pct = 100.0 * rms[self._v_rows] / ref[:, None]
+                u_pct = self._voltage.last_pct  # the same values, when not filtered
+                if u_pct is None or self.reference == "sliding":
+                    u_pct = 100.0 * rms[self._v_rows] / ref[:, None]
                 ll = None
                 if self._ll_row is not None:
                     ll = 100.0 * rms[self._ll_row] / (2.0 * float(np.mean(ref)))
                 e, st = self._open_neutral.process(u_pct, ll, centre_ns)
                 ended += e
                 started += st
-        for det, oc_rows in self._overcurrent:
-            e, st = det.process(rms[oc_rows], centre_ns)
-            ended += e
-            started += st
-        for res in self._residuals:
-            line_max = None
-            if res.line_rows:
-                line = rms[list(res.line_rows)]
-                line_max = np.where(
-                    np.isfinite(line).any(axis=0),
-                    np.nanmax(np.where(np.isfinite(line), line, -np.inf), axis=0),
-                    np.nan,
-                )
-            e, st = res.detector.process(rms[res.rows[0]], line_max, centre_ns)
-            ended += e
-            started += st
+        e, st = self._oc_group.process(rms, centre_ns)
+        ended += e
+        started += st
+        e, st = self._gf_group.process(rms, centre_ns)
+        ended += e
+        started += st
+
+    def _rows(self, x: NDArray[np.float64], has_nan: bool) -> NDArray[np.float64]:
+        """The rows the one-cycle RMS is computed on: channels and derived sums."""
+        if self._identity:
+            return x
+        rows = np.empty((self._weights.shape[0], x.shape[1]))
+        rows[self._unit_rows] = x[self._unit_src]
+        if self._derived_rows.size:
+            # NaN must stay NaN in the derived rows: 0 * NaN would otherwise leak into sums
+            clean = np.where(np.isnan(x), 0.0, x) if has_nan else x
+            derived = self._derived_weights @ clean
+            if has_nan:
+                touched = self._derived_touches @ np.isnan(x).astype(np.float64)
+                derived[touched > 0] = np.nan
+            rows[self._derived_rows] = derived
+        return rows
 
 
 def _with_detail(event: Event, key: str, value: str) -> Event:

@@ -9,6 +9,8 @@ frame are kept (``history_samples``) so a detector can compare with earlier cycl
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,18 +27,20 @@ class Frames:
     ----------
     data : NDArray[np.float64]
         Retained history followed by the new samples, shape (n_channels, m).
-    bounds : NDArray[np.int64]
-        Shape (k, 2): ``[i0, i1)`` column range of each frame in ``data``.
-    start_ns, end_ns : NDArray[np.int64]
-        Shape (k,): time of sample ``i0`` and of sample ``i1`` [ns since epoch].
+    bounds : list[tuple[int, int]]
+        ``[i0, i1)`` column range of each frame in ``data``.
+    start_ns, end_ns : list[int]
+        Time of sample ``i0`` and of sample ``i1`` of each frame [ns since epoch].
     fs_hz : float
         Sample rate [Hz].
+
+    A block has about ten frames, used one by one: plain lists, not arrays.
     """
 
     data: NDArray[np.float64]
-    bounds: NDArray[np.int64]
-    start_ns: NDArray[np.int64]
-    end_ns: NDArray[np.int64]
+    bounds: list[tuple[int, int]]
+    start_ns: list[int]
+    end_ns: list[int]
     fs_hz: float
 
 
@@ -66,18 +70,20 @@ class FrameCutter:
         if not frame_samples >= 1:
             raise ValueError(f"frame_samples: must be >= 1, got {frame_samples}")
         m_old = self._buf.shape[1]
-        data = np.concatenate([self._buf, x], axis=1)
+        data = np.concatenate((self._buf, x), axis=1) if m_old else x
         n = data.shape[1]
-        count = int(np.floor((n - self._next) / frame_samples + 1e-9))
-        edges = self._next + frame_samples * np.arange(count + 1)
-        idx = np.round(edges).astype(np.int64)
-        idx = np.minimum(idx, n)
-        bounds = np.stack([idx[:-1], idx[1:]], axis=1) if count > 0 else np.zeros((0, 2), np.int64)
+        # ~ten frames per block: their edges are cheaper as Python numbers than as
+        # arrays (same IEEE arithmetic and round-half-even as np.round)
+        nxt = self._next
+        count = math.floor((n - nxt) / frame_samples + 1e-9)
+        edges = [nxt + frame_samples * i for i in range(count + 1)]
+        idx = [min(round(e), n) for e in edges]
         scale = NS_PER_S / fs_hz
-        start_ns = t0_ns + np.round((bounds[:, 0] - m_old) * scale).astype(np.int64)
-        end_ns = t0_ns + np.round((bounds[:, 1] - m_old) * scale).astype(np.int64)
+        times = [t0_ns + round((i - m_old) * scale) for i in idx]
+        bounds = list(itertools.pairwise(idx))
+        start_ns, end_ns = times[:-1], times[1:]
         self._next = float(edges[-1])
-        cut = max(0, min(int(np.floor(self._next)) - self.history_samples, n))
+        cut = max(0, min(math.floor(self._next) - self.history_samples, n))
         self._buf = data[:, cut:].copy()
         self._next -= cut
         return Frames(data, bounds, start_ns, end_ns, fs_hz)

@@ -24,6 +24,11 @@ from scipy import signal
 from collector.events.persistence import RunConfirmed, RunEnded, SustainedRun
 from collector.model import NS_PER_S, Event, EventType, Severity, as_float_array
 
+try:  # the kernel behind scipy.signal.sosfilt, without its ~40 us of argument checks
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_in_place
+except ImportError:  # pragma: no cover - a scipy that moved it: use the public function
+    _sosfilt_in_place = None
+
 # Crossings of the first cycles are discarded: the low-pass filter starts from rest.
 _WARMUP_CYCLES = 3.0
 _LOWPASS_ORDER = 4
@@ -54,12 +59,19 @@ class ZeroCrossingState:
         True once the signal went below ``-arm_level`` since the last crossing.
     samples_seen : int
         Samples processed since the stream started.
+    sos : NDArray[np.float64] | None
+        The low-pass filter designed for ``design`` (kept so that it is designed once
+        per stream, not once per block).
+    design : tuple[float, float]
+        ``(fs_hz, f_nominal_hz)`` the filter was designed for.
     """
 
     zi: NDArray[np.float64] | None
     last_y: float
     armed: bool
     samples_seen: int
+    sos: NDArray[np.float64] | None = None
+    design: tuple[float, float] = (0.0, 0.0)
 
 
 def _lowpass_sos(fs_hz: float, f_nominal_hz: float) -> NDArray[np.float64] | None:
@@ -72,6 +84,19 @@ def _lowpass_sos(fs_hz: float, f_nominal_hz: float) -> NDArray[np.float64] | Non
     return sos
 
 
+def _sosfilt(
+    sos: NDArray[np.float64], x: NDArray[np.float64], zi: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for a 1-D float64 ``x``: same kernel, same result."""
+    if _sosfilt_in_place is None:  # pragma: no cover
+        y, zf = signal.sosfilt(sos, x, zi=zi)
+        return y, zf
+    y_2d = np.array(x, dtype=np.float64)[None, :]  # filtered in place
+    z_3d = np.array(zi, dtype=np.float64).reshape(1, sos.shape[0], 2)
+    _sosfilt_in_place(sos, y_2d, z_3d)
+    return y_2d[0], z_3d[0]
+
+
 def positive_zero_crossings_ns(
     x_v: NDArray[np.float64],
     t0_ns: int,
@@ -79,6 +104,8 @@ def positive_zero_crossings_ns(
     f_nominal_hz: float,
     arm_level_v: float,
     state: ZeroCrossingState | None = None,
+    *,
+    has_nan: bool | None = None,
 ) -> tuple[NDArray[np.int64], ZeroCrossingState]:
     """Times of positive-going zero crossings of the fundamental, streaming.
 
@@ -98,6 +125,8 @@ def positive_zero_crossings_ns(
         ``-arm_level_v`` [V]: noise around zero during an interruption is ignored.
     state : ZeroCrossingState | None
         From the previous call on the directly preceding samples; None to start.
+    has_nan : bool | None
+        Whether ``x_v`` has a NaN, when the caller knows already; None to look.
 
     Returns
     -------
@@ -110,43 +139,110 @@ def positive_zero_crossings_ns(
         raise ValueError(f"x_v: expected shape (n,), got {x.shape}")
     if not fs_hz > 0:
         raise ValueError(f"fs_hz: must be > 0, got {fs_hz}")
-    sos = _lowpass_sos(fs_hz, f_nominal_hz)
-    nan = np.isnan(x)
-    x = np.where(nan, 0.0, x)
+    design = (float(fs_hz), float(f_nominal_hz))
+    if state is not None and state.design == design:
+        sos = state.sos
+    else:
+        sos = _lowpass_sos(fs_hz, f_nominal_hz)
+    if has_nan is None:
+        has_nan = bool(np.isnan(x).any())
+    any_nan = has_nan
+    nan = np.isnan(x) if has_nan else np.zeros(x.shape, dtype=bool)
+    if any_nan:
+        x = np.where(nan, 0.0, x)
     if state is None:
         zi = None if sos is None else signal.sosfilt_zi(sos) * (x[0] if x.size else 0.0)
         state = ZeroCrossingState(zi, float("nan"), False, 0)
     if sos is not None and state.zi is not None:
-        y, zi = signal.sosfilt(sos, x, zi=state.zi)
+        y, zi = _sosfilt(sos, x, state.zi)
     else:
         y, zi = x, None
+    warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
+    if not any_nan and y.size:
+        times_list, armed = _crossings(y, state, arm_level_v, warmup, t0_ns, fs_hz)
+        new_state = ZeroCrossingState(
+            zi, float(y[-1]), armed, state.samples_seen + x.size, sos, design
+        )
+        return np.array(times_list, dtype=np.int64), new_state
     yy = np.concatenate([[state.last_y], y])
-    neg = (yy < -arm_level_v) & ~np.concatenate([[False], nan])
+    neg = yy < -arm_level_v
+    if any_nan:
+        neg &= ~np.concatenate([[False], nan])
     cand = np.flatnonzero((yy[:-1] <= 0) & (yy[1:] > 0))  # crossing between cand and cand+1
     neg_idx = np.flatnonzero(neg)
-    times: list[int] = []
-    armed = state.armed
-    warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
-    last_cross = -1
-    for j in cand:
-        # armed if a negative excursion happened since the previous crossing
-        lo = np.searchsorted(neg_idx, last_cross + 1)
-        if not armed and lo < neg_idx.size and neg_idx[lo] <= j:
-            armed = True
-        if armed and np.isfinite(yy[j]):
-            frac = yy[j] / (yy[j] - yy[j + 1])
-            pos = j - 1 + frac  # yy index j is sample j-1 of this chunk
-            if state.samples_seen + pos >= warmup:
-                times.append(t0_ns + round(pos * NS_PER_S / fs_hz))
-            armed = False
-        last_cross = int(j)
-    lo = np.searchsorted(neg_idx, last_cross + 1)
-    if not armed and lo < neg_idx.size:
+    # A crossing counts when a negative excursion came since the previous candidate
+    # crossing (or, for the first, since the last call: ``state.armed``); a counted or
+    # an uncounted candidate alike leaves the detector disarmed. ``yy[cand]`` is finite:
+    # NaN input is zeroed and the NaN ``last_y`` of a new stream is never ``<= 0``.
+    prev = np.concatenate([[-1], cand[:-1]])
+    armed_at = np.searchsorted(neg_idx, cand, side="right") > np.searchsorted(
+        neg_idx, prev + 1, side="left"
+    )
+    if cand.size:
+        armed_at[0] |= state.armed
+    j = cand[armed_at]
+    frac = yy[j] / (yy[j] - yy[j + 1])
+    pos = (j - 1) + frac  # yy index j is sample j-1 of this chunk
+    pos = pos[state.samples_seen + pos >= warmup]
+    times = t0_ns + np.round(pos * NS_PER_S / fs_hz).astype(np.int64)
+    last_cross = int(cand[-1]) if cand.size else -1
+    armed = state.armed if not cand.size else False
+    if not armed and np.searchsorted(neg_idx, last_cross + 1) < neg_idx.size:
         armed = True
     new_state = ZeroCrossingState(
-        zi, float(y[-1]) if y.size else state.last_y, armed, state.samples_seen + x.size
+        zi, float(y[-1]) if y.size else state.last_y, armed, state.samples_seen + x.size,
+        sos, design,
     )
-    return np.asarray(times, dtype=np.int64), new_state
+    return times, new_state
+
+
+def _crossings(
+    y: NDArray[np.float64],
+    state: ZeroCrossingState,
+    arm_level_v: float,
+    warmup: int,
+    t0_ns: int,
+    fs_hz: float,
+) -> tuple[list[int], bool]:
+    """The crossing rule of :func:`positive_zero_crossings_ns` for a chunk without
+    missing samples, with numpy only for the passes over the samples (a chunk has a
+    few crossings; per-crossing numpy calls would cost more than the arithmetic).
+
+    Indices below are those of ``yy = [state.last_y, *y]`` as in the general path:
+    candidate ``j`` has ``yy[j] <= 0 < yy[j + 1]``.
+    """
+    below = y <= 0.0
+    cands = ((below[:-1] > below[1:]).nonzero()[0] + 1).tolist()
+    last_y = state.last_y
+    if last_y <= 0.0 and not below[0]:
+        cands.insert(0, 0)
+    # lowest value between consecutive candidates: yy[p+1..j] is y[p..j-1]
+    if cands and cands[0] == 0:
+        mins = np.minimum.reduceat(y, cands).tolist()
+        before = [np.inf, *mins[:-1]]
+    else:
+        mins = np.minimum.reduceat(y, [0, *cands]).tolist()
+        before = mins[:-1]
+    after = mins[-1]  # from the last candidate (or the start) to the end
+    level = -arm_level_v
+    last_neg = last_y < level  # False for the NaN of a new stream
+    if not cands:
+        return [], state.armed or last_neg or after < level
+    armed_js = [
+        j for i, j in enumerate(cands)
+        if before[i] < level or (i == 0 and (state.armed or last_neg))
+    ]
+    times: list[int] = []
+    if armed_js:
+        values = y[[q for j in armed_js for q in (max(j - 1, 0), j)]].tolist()
+        for i, j in enumerate(armed_js):
+            a = last_y if j == 0 else values[2 * i]
+            frac = a / (a - values[2 * i + 1])
+            pos = (j - 1) + frac  # yy index j is sample j-1 of this chunk
+            if state.samples_seen + pos >= warmup:
+                times.append(t0_ns + round(pos * NS_PER_S / fs_hz))
+    # every candidate, counted or not, disarms; a later negative excursion re-arms
+    return times, after < level
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,19 +290,21 @@ class IntervalFrequency:
     ) -> list[IntervalValue]:
         """Add crossings; return intervals completed by them or by time ``now_ns``."""
         out: list[IntervalValue] = []
-        for t_raw in crossings_ns:
+        interval_ns, period_ns = self.interval_ns, self.period_ns
+        times = crossings_ns.tolist() if isinstance(crossings_ns, np.ndarray) else crossings_ns
+        for t_raw in times:
             t = int(t_raw)
-            idx = t // self.interval_ns
+            idx = t // interval_ns
             if self._index is None:
                 self._index = idx
             while idx > self._index:
                 out.append(self._close())
             prev = self._prev
             self._prev = t
-            if prev is None or prev // self.interval_ns != idx:
+            if prev is None or prev // interval_ns != idx:
                 continue  # a cycle straddling the interval boundary does not count
             period = t - prev
-            if abs(period / self.period_ns - 1.0) <= 0.2:
+            if abs(period / period_ns - 1.0) <= 0.2:
                 self._cycles += 1
                 self._span_ns += period
         if self._index is not None:
@@ -281,13 +379,15 @@ class FrequencyDetector:
         return recent_frequency_hz(self.recent, self.f_nominal_hz)
 
     def process(
-        self, x_v: NDArray[np.float64], t0_ns: int, fs_hz: float, arm_level_v: float
+        self, x_v: NDArray[np.float64], t0_ns: int, fs_hz: float, arm_level_v: float,
+        *, has_nan: bool | None = None,
     ) -> tuple[list[Event], list[Event]]:
         """Feed one block of the channel's samples; returns (ended, started) events."""
         crossings, self._zc = positive_zero_crossings_ns(
-            x_v, t0_ns, fs_hz, self.f_nominal_hz, arm_level_v, self._zc
+            x_v, t0_ns, fs_hz, self.f_nominal_hz, arm_level_v, self._zc, has_nan=has_nan
         )
-        self.recent = (self.recent + [int(t) for t in crossings])[-11:]
+        if crossings.size:
+            self.recent = (self.recent + crossings.tolist())[-11:]
         now_ns = t0_ns + round(x_v.size * NS_PER_S / fs_hz)
         ended: list[Event] = []
         started: list[Event] = []

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.level import LevelEnded, LevelEvents, LevelStarted
+from collector.events.polyphase import RecentValues
 from collector.model import NS_PER_S, Event, EventType, Severity
 
 
@@ -108,6 +109,24 @@ class GroundFaultDetector:
         ended_ids = {e.details["event_id"] for e in ended}
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
 
+    def thresholds_a(self, line_max_a: NDArray[np.float64] | None, k: int) -> NDArray[np.float64]:
+        """Threshold [A] at each of ``k`` values: grows with the largest line current."""
+        s = self.settings
+        if line_max_a is None:
+            return np.full(k, s.threshold_a)
+        grown = np.maximum(s.threshold_a, s.sum_tolerance_pct / 100.0 * line_max_a)
+        out: NDArray[np.float64] = np.where(np.isfinite(line_max_a), grown, s.threshold_a)
+        return out
+
+    @property
+    def quiet(self) -> bool:
+        """No fault in progress: values at or below the threshold change nothing."""
+        return self._level.quiet
+
+    def catch_up(self, recent: RecentValues, rows: slice | None = None) -> None:
+        """Take the history of skipped values (see :class:`.polyphase.RecentValues`)."""
+        self._level.catch_up(recent, rows)
+
     def _event(self, tr: LevelStarted | LevelEnded) -> Event:
         if tr.seq not in self._ids:
             self._ids[tr.seq] = self._new_id()
@@ -139,4 +158,66 @@ class GroundFaultDetector:
         """End a fault in progress (end of stream or gap)."""
         out = [self._event(tr) for tr in self._level.close()]
         self._max_a = 0.0
+        return out
+
+
+class GroundFaultGroup:
+    """The ground-fault detectors of all residual sources, screened together.
+
+    Each source is a residual row and, for a summed residual, the rows of its line
+    currents. Only sources with a value above the threshold, or with a fault in
+    progress, are fed value by value (see :class:`.polyphase.RecentValues`).
+    """
+
+    def __init__(
+        self, sources: Sequence[tuple[GroundFaultDetector, int, Sequence[int]]]
+    ) -> None:
+        self.detectors = tuple(det for det, _, _ in sources)
+        self.rows = np.array([row for _, row, _ in sources], dtype=np.int64)
+        self._line_rows = [np.array(lines, dtype=np.int64) for _, _, lines in sources]
+        self._recent = RecentValues(len(self.detectors))
+        self._busy: set[int] = set()
+
+    def process(
+        self, rms: NDArray[np.float64], centre_ns: NDArray[np.int64]
+    ) -> tuple[list[Event], list[Event]]:
+        """Feed one-cycle RMS values of all rows [A]."""
+        ended: list[Event] = []
+        started: list[Event] = []
+        if not self.detectors:
+            return ended, started
+        k = rms.shape[1]
+        residual = rms[self.rows]
+        line_max: list[NDArray[np.float64] | None] = []
+        pct = np.empty_like(residual)
+        for d, det in enumerate(self.detectors):
+            lines = self._line_rows[d]
+            lm = None
+            if lines.size:
+                line = rms[lines]
+                finite = np.isfinite(line)
+                lm = np.where(
+                    finite.any(axis=0), np.where(finite, line, -np.inf).max(axis=0), np.nan
+                )
+            line_max.append(lm)
+            pct[d] = 100.0 * residual[d] / det.thresholds_a(lm, k)
+        hot = np.any(pct > 100.0, axis=1)
+        for d in sorted(self._busy.union(np.flatnonzero(hot).tolist())):
+            det = self.detectors[d]
+            det.catch_up(self._recent, slice(d, d + 1))
+            e, st = det.process(residual[d], line_max[d], centre_ns)
+            ended += e
+            started += st
+            if det.quiet:
+                self._busy.discard(d)
+            else:
+                self._busy.add(d)
+        self._recent.push(pct, centre_ns)
+        return ended, started
+
+    def close(self) -> list[Event]:
+        """End faults in progress (end of stream or gap)."""
+        out = [e for det in self.detectors for e in det.close()]
+        self._busy.clear()
+        self._recent.clear()
         return out

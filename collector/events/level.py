@@ -19,7 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.events.polyphase import Began, Direction, Ended, PolyphaseTracker, Rule
+from collector.events.polyphase import (
+    Began,
+    Direction,
+    Ended,
+    PolyphaseTracker,
+    RecentValues,
+    Rule,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,20 @@ class LevelEvents:
     def active(self) -> bool:
         """A run is in progress (announced or not)."""
         return self._tracker.active
+
+    @property
+    def enter(self) -> float:
+        """Values above this begin a run."""
+        return self._tracker.enter_pct
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing in progress: values not above :attr:`enter` change nothing but history."""
+        return self._tracker.quiet
+
+    def catch_up(self, recent: RecentValues, rows: slice | None = None) -> None:
+        """See :meth:`PolyphaseTracker.catch_up`."""
+        self._tracker.catch_up(recent, rows)
 
     def _long_enough(self, duration_ns: int) -> bool:
         return duration_ns >= self.min_duration_ns - self.tolerance_ns

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.level import LevelEnded, LevelEvents, LevelStarted
+from collector.events.polyphase import RecentValues
 from collector.model import NS_PER_S, Event, EventType, Severity
 
 
@@ -63,18 +64,14 @@ class OpenNeutralDetector:
             round(min_duration_s * NS_PER_S), round(0.5 * NS_PER_S / f_nominal_hz),
         )
         self._ids: dict[int, int] = {}
+        # leg values (and the line-to-line value) fed, for skipping quiet stretches
+        self._recent = RecentValues(len(phases) + (1 if self.split_phase else 0))
         self._reset_extremes()
 
     def _reset_extremes(self) -> None:
         self._highest_pct = float("-inf")
         self._lowest_pct = float("inf")
         self._ll_pct = float("nan")
-
-    def _score(self, u_pct: NDArray[np.float64], ll_pct: float) -> float:
-        score = 100.0 + min(float(u_pct.max()) - 100.0, 100.0 - float(u_pct.min()))
-        if self.split_phase and abs(ll_pct - 100.0) > self.divergence_pct:
-            return 0.0  # the legs do not add up to ~2x nominal: not an open neutral
-        return score
 
     def process(
         self,
@@ -88,13 +85,22 @@ class OpenNeutralDetector:
             raise ValueError("ll_pct: required for a split-phase (two-leg) supply")
         ended: list[Event] = []
         started: list[Event] = []
+        raw = u_pct if ll_pct is None or not self.split_phase else np.vstack((u_pct, ll_pct))
+        # the score is at most the highest leg: below the threshold nothing can happen
+        if self._level.quiet and not float(np.fmax.reduce(u_pct, axis=None)) > self._level.enter:
+            self._recent.push(raw, centre_ns)
+            return ended, started
+        n_legs = len(self.phases)
+        values = self._recent.values
+        old = self._scores(values[:n_legs], values[n_legs] if self.split_phase else None)
+        self._level.catch_up(self._recent.derived(old[None, :]))
+        scores = self._scores(u_pct, ll_pct)
         for k in range(u_pct.shape[1]):
             col = u_pct[:, k]
             ll = float(ll_pct[k]) if ll_pct is not None else 200.0
-            finite = bool(np.all(np.isfinite(col)) and np.isfinite(ll))
-            score = self._score(col, ll) if finite else float("nan")
+            finite = bool(np.isfinite(scores[k]))
             was_active = self._level.active
-            for tr in self._level.step(np.array([score]), int(centre_ns[k])):
+            for tr in self._level.step(scores[k:k + 1], int(centre_ns[k])):
                 if isinstance(tr, LevelStarted):
                     started.append(self._event(tr))
                 else:
@@ -105,8 +111,24 @@ class OpenNeutralDetector:
                     self._highest_pct = float(col.max())
                 if float(col.min()) < self._lowest_pct:
                     self._lowest_pct, self._ll_pct = float(col.min()), ll
+        self._recent.push(raw, centre_ns)
         ended_ids = {e.details["event_id"] for e in ended}
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
+
+    def _scores(
+        self, u_pct: NDArray[np.float64], ll_pct: NDArray[np.float64] | None
+    ) -> NDArray[np.float64]:
+        """100 + how far the legs are apart in both directions [pp], per column; 0 for a
+        split-phase pair whose legs do not add up to ~2x nominal (not an open neutral);
+        NaN where a value is missing."""
+        finite = np.all(np.isfinite(u_pct), axis=0)
+        score = 100.0 + np.minimum(u_pct.max(axis=0) - 100.0, 100.0 - u_pct.min(axis=0))
+        if ll_pct is not None:
+            finite &= np.isfinite(ll_pct)
+            if self.split_phase:
+                score[np.abs(ll_pct - 100.0) > self.divergence_pct] = 0.0
+        out: NDArray[np.float64] = np.where(finite, score, np.nan)
+        return out
 
     def _event(self, tr: LevelStarted | LevelEnded) -> Event:
         if tr.seq not in self._ids:
@@ -142,4 +164,5 @@ class OpenNeutralDetector:
         """End an event in progress (end of stream or gap)."""
         out = [self._event(tr) for tr in self._level.close()]
         self._reset_extremes()
+        self._recent.clear()
         return out

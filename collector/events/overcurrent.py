@@ -17,6 +17,7 @@ sized. Timing and the duration test follow :mod:`collector.events.level`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.level import LevelEnded, LevelEvents, LevelStarted
+from collector.events.polyphase import RecentValues
 from collector.model import NS_PER_S, Event, EventType, Severity
+
+# Relative margin of the screen in amperes over the rounding of 100 * i / rating.
+_SCREEN_MARGIN = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +82,45 @@ class OvercurrentDetector:
         self, i_rms_a: NDArray[np.float64], centre_ns: NDArray[np.int64]
     ) -> tuple[list[Event], list[Event]]:
         """Feed one-cycle RMS values (n_channels, k) [A] time-stamped at window centres."""
+        return self.process_pct(100.0 * i_rms_a / self.rating_a, centre_ns)
+
+    @property
+    def enter_pct(self) -> float:
+        """Lowest threshold of the rules [% of rating]."""
+        return min(level.enter for level in self._levels)
+
+    @property
+    def quiet(self) -> bool:
+        """No rule has a run in progress."""
+        return all(level.quiet for level in self._levels)
+
+    def catch_up(self, recent: RecentValues, rows: slice | None = None) -> None:
+        """Take the history of skipped values (see :class:`.polyphase.RecentValues`)."""
+        for level in self._levels:
+            level.catch_up(recent, rows)
+
+    def process_pct(
+        self,
+        pct: NDArray[np.float64],
+        centre_ns: NDArray[np.int64],
+        recent: RecentValues | None = None,
+        rows: slice | None = None,
+    ) -> tuple[list[Event], list[Event]]:
+        """:meth:`process` with the values already in % of the rating.
+
+        With ``recent`` (the values fed before, in %, rows ``rows``), a rule with
+        nothing in progress and no value above its threshold (the instantaneous rule
+        during an overload) is not fed: it catches up from ``recent`` when it is.
+        """
         ended: list[Event] = []
         started: list[Event] = []
-        pct = 100.0 * i_rms_a / self.rating_a
+        fed = list(enumerate(self._levels))
+        if recent is not None:
+            self.catch_up(recent, rows)
+            fed = [(r, level) for r, level in fed
+                   if not (level.quiet and not np.any(pct > level.enter))]
         for k in range(pct.shape[1]):
-            for r, level in enumerate(self._levels):
+            for r, level in fed:
                 for tr in level.step(pct[:, k], int(centre_ns[k])):
                     if isinstance(tr, LevelStarted):
                         started.append(self._event(r, tr))
@@ -123,3 +162,80 @@ class OvercurrentDetector:
     def close(self) -> list[Event]:
         """End overloads in progress (end of stream or gap)."""
         return [self._event(r, tr) for r, lv in enumerate(self._levels) for tr in lv.close()]
+
+
+class OvercurrentGroup:
+    """The overcurrent detectors of all circuits, screened together.
+
+    One vectorised test per block finds the circuits with a value above their lowest
+    threshold; only those, and circuits with an overload in progress, are fed value
+    by value. The others are skipped, which changes nothing (see
+    :class:`.polyphase.RecentValues`).
+    """
+
+    def __init__(self, detectors: Sequence[tuple[OvercurrentDetector, Sequence[int]]]) -> None:
+        self.detectors = tuple(det for det, _ in detectors)
+        rows = [list(r) for _, r in detectors]
+        for det, r in zip(self.detectors, rows, strict=True):
+            if len(r) != len(det.phases):
+                raise ValueError(
+                    f"rows of {det.circuit!r}: expected {len(det.phases)}, got {len(r)}"
+                )
+        self.rows = np.array([k for r in rows for k in r], dtype=np.int64)
+        self._rating = np.array(
+            [det.rating_a for det, r in zip(self.detectors, rows, strict=True) for _ in r]
+        )[:, None]
+        self._enter = np.array(
+            [det.enter_pct for det, r in zip(self.detectors, rows, strict=True) for _ in r]
+        )[:, None]
+        bounds = np.cumsum([0] + [len(r) for r in rows])
+        self._starts = bounds[:-1]
+        self._slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+        # a value can be above a threshold only if it is above this [A] (the margin
+        # covers the rounding of the % computation)
+        self._enter_a = self._enter * self._rating / 100.0 * (1.0 - _SCREEN_MARGIN)
+        self._enter_a = self._enter_a[:, 0]
+        first = int(self.rows[0]) if self.rows.size else 0
+        consecutive = np.array_equal(self.rows, np.arange(first, first + self.rows.size))
+        self._take: slice | NDArray[np.int64] = (
+            slice(first, first + self.rows.size) if consecutive else self.rows
+        )
+        self._recent = RecentValues(int(bounds[-1]))  # values in A
+        self._busy: set[int] = set()
+
+    def process(
+        self, rms: NDArray[np.float64], centre_ns: NDArray[np.int64]
+    ) -> tuple[list[Event], list[Event]]:
+        """Feed one-cycle RMS values of all rows (the rows of :attr:`rows` are used) [A]."""
+        ended: list[Event] = []
+        started: list[Event] = []
+        if not self.detectors:
+            return ended, started
+        current = rms[self._take]
+        todo = self._busy
+        # highest value per row, missing values skipped (they change nothing)
+        hot_rows = np.fmax.reduce(current, axis=1) > self._enter_a
+        if hot_rows.any():
+            hot = np.logical_or.reduceat(hot_rows, self._starts)
+            todo = todo.union(np.flatnonzero(hot).tolist())
+        if todo:
+            pct = 100.0 * current / self._rating
+            recent = self._recent.derived(100.0 * self._recent.values / self._rating)
+            for d in sorted(todo):
+                det, rows = self.detectors[d], self._slices[d]
+                e, st = det.process_pct(pct[rows], centre_ns, recent, rows)
+                ended += e
+                started += st
+                if det.quiet:
+                    self._busy.discard(d)
+                else:
+                    self._busy.add(d)
+        self._recent.push(current, centre_ns)
+        return ended, started
+
+    def close(self) -> list[Event]:
+        """End overloads in progress (end of stream or gap)."""
+        out = [e for det in self.detectors for e in det.close()]
+        self._busy.clear()
+        self._recent.clear()
+        return out

@@ -29,6 +29,7 @@ start and end are known one cycle after the end, which is when ``Ended`` is emit
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from numpy.typing import NDArray
 
 _BEFORE = 3  # values (half cycles) before a crossing that give the level before it
 _AFTER = 2  # values after a crossing that give the level after it
+HISTORY = _BEFORE + _AFTER + 1  # values a tracker keeps
 # A transition is resolved when its levels before/after differ by at least this
 # share of the larger mean square; otherwise the threshold crossing is kept.
 _MIN_STEP_FRACTION = 0.02
@@ -85,7 +87,7 @@ def crossing_ns(
     u_prev: float, t_prev_ns: int | None, u_now: float, t_now_ns: int, level: float
 ) -> int:
     """Instant at which the RMS passes ``level`` between two values (squared interpolation)."""
-    if t_prev_ns is None or not np.isfinite(u_prev):
+    if t_prev_ns is None or not math.isfinite(u_prev):
         return t_now_ns
     a, b, lv = u_prev * u_prev, u_now * u_now, level * level
     if a == b:
@@ -117,6 +119,47 @@ def transition_ns(times_ns: Sequence[int], u: Sequence[float]) -> int | None:
             frac = (a - mid) / (a - b)
             return int(times_ns[j]) + round(frac * (int(times_ns[j + 1]) - int(times_ns[j])))
     return None
+
+
+class RecentValues:
+    """The last :data:`HISTORY` values fed to a group of trackers, with their times.
+
+    Feeding a tracker value by value costs a Python loop per half cycle. While no
+    value comes near a threshold the loop changes nothing but the tracker's
+    history, so a caller may skip a quiet tracker (:attr:`PolyphaseTracker.quiet`)
+    for values none of which is beyond its threshold, push the values here instead,
+    and call :meth:`PolyphaseTracker.catch_up` before it feeds the tracker again.
+    """
+
+    def __init__(self, n_rows: int) -> None:
+        self.k_last = -1  # index of the latest value pushed
+        self.times_ns: list[int] = []
+        self.values: NDArray[np.float64] = np.zeros((n_rows, 0))
+
+    def push(self, values: NDArray[np.float64], times_ns: NDArray[np.int64]) -> None:
+        """Record values (n_rows, k) fed (or skipped) at ``times_ns``; not copied: the
+        caller must not modify them later."""
+        k = values.shape[1]
+        if k == 0:
+            return
+        self.k_last += k
+        if k >= HISTORY:
+            self.values = values[:, -HISTORY:]
+            self.times_ns = times_ns[-HISTORY:].tolist()
+        else:
+            self.values = np.concatenate([self.values, values], axis=1)[:, -HISTORY:]
+            self.times_ns = (self.times_ns + times_ns.tolist())[-HISTORY:]
+
+    def derived(self, values: NDArray[np.float64]) -> RecentValues:
+        """The same steps and times with other values (computed from these)."""
+        out = RecentValues(values.shape[0])
+        out.k_last, out.times_ns, out.values = self.k_last, self.times_ns, values
+        return out
+
+    def clear(self) -> None:
+        """Forget the values (a gap: trackers forget theirs too)."""
+        self.values = self.values[:, :0]
+        self.times_ns = []
 
 
 @dataclass
@@ -154,7 +197,7 @@ class PolyphaseTracker:
     rule: Rule
     enter_pct: float
     leave_pct: float
-    inside: NDArray[np.bool_] = field(init=False)
+    _inside: list[bool] = field(init=False)  # per channel: beyond the threshold
     _hist_t: deque[int] = field(init=False)
     _hist_u: deque[NDArray[np.float64]] = field(init=False)
     _k: int = -1  # index of the latest step
@@ -171,13 +214,19 @@ class PolyphaseTracker:
                 f"leave_pct: must be on the far side of enter_pct={self.enter_pct} "
                 f"for {self.direction}, got {self.leave_pct}"
             )
-        self.inside = np.zeros(self.n_channels, dtype=bool)
-        self._hist_t = deque(maxlen=_BEFORE + _AFTER + 1)
-        self._hist_u = deque(maxlen=_BEFORE + _AFTER + 1)
+        self._inside = [False] * self.n_channels
+        self._any_inside = False  # any(_inside), kept for quiet
+        self._hist_t = deque(maxlen=HISTORY)
+        self._hist_u = deque(maxlen=HISTORY)
 
     @property
     def active(self) -> bool:
         return self._open is not None
+
+    @property
+    def inside(self) -> NDArray[np.bool_]:
+        """Per channel: beyond the threshold (and not yet back past the hysteresis)."""
+        return np.array(self._inside, dtype=bool)
 
     @property
     def active_seq(self) -> int | None:
@@ -194,6 +243,40 @@ class PolyphaseTracker:
     @property
     def first_channel(self) -> int:
         return 0 if self._open is None else self._open.first_channel
+
+    @property
+    def quiet(self) -> bool:
+        """No event open or awaiting its end, no channel beyond its threshold: values
+        none of which is beyond the threshold would change nothing but the history."""
+        return self._open is None and not self._closing and not self._any_inside
+
+    def beyond(self, u_pct: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Elementwise: would this value take a channel beyond the threshold? (NaN: no.)"""
+        below = self.direction is Direction.BELOW
+        out: NDArray[np.bool_] = u_pct < self.enter_pct if below else u_pct > self.enter_pct
+        return out
+
+    def catch_up(self, recent: RecentValues, rows: slice | None = None) -> None:
+        """Take the history from ``recent`` (rows ``rows``) if values were skipped.
+
+        Only for a tracker that was :attr:`quiet` while it was skipped: stepping it
+        through those values would have changed nothing else.
+        """
+        if self._k == recent.k_last:
+            return
+        if not self.quiet:
+            raise RuntimeError("catch_up: a tracker in progress was skipped")
+        values = recent.values if rows is None else recent.values[rows]
+        if values.shape[0] != self.n_channels:
+            raise ValueError(
+                f"recent: expected {self.n_channels} rows, got {values.shape[0]}"
+            )
+        self._k = recent.k_last
+        self._hist_t.clear()
+        self._hist_u.clear()
+        for j, t in enumerate(recent.times_ns):
+            self._hist_t.append(t)
+            self._hist_u.append(values[:, j].copy())
 
     def _beyond(self, u: float) -> bool:
         return u < self.enter_pct if self.direction is Direction.BELOW else u > self.enter_pct
@@ -243,29 +326,34 @@ class PolyphaseTracker:
         """Feed one Urms(1/2) value per channel [% of reference] at window centre ``t_ns``."""
         out: list[Began | Ended] = []
         prev_t = self._hist_t[-1] if self._hist_t else None
-        prev_u = self._hist_u[-1] if self._hist_u else np.full(self.n_channels, np.nan)
+        # per-channel work in Python floats: the same IEEE arithmetic as numpy scalars,
+        # without a numpy call per channel and value
+        prev_u = self._hist_u[-1].tolist() if self._hist_u else [math.nan] * self.n_channels
         self._k += 1
         self._hist_t.append(t_ns)
-        self._hist_u.append(np.asarray(u_pct, dtype=np.float64).copy())
+        row = np.array(u_pct, dtype=np.float64)
+        self._hist_u.append(row)
+        values = row.tolist()
+        inside = self._inside
+        below = self.direction is Direction.BELOW
+        enter, leave = self.enter_pct, self.leave_pct
         entered: list[_Crossing] = []
         left: list[_Crossing] = []
-        for c in range(self.n_channels):
-            u = float(u_pct[c])
-            if not np.isfinite(u):
+        for c, u in enumerate(values):
+            if not math.isfinite(u):
                 continue  # a missing value changes nothing
-            if not self.inside[c] and self._beyond(u):
-                self.inside[c] = True
-                t = crossing_ns(float(prev_u[c]), prev_t, u, t_ns, self.enter_pct)
-                entered.append(_Crossing(c, self._k, t))
-            elif self.inside[c] and self._back(u):
-                self.inside[c] = False
-                t = crossing_ns(float(prev_u[c]), prev_t, u, t_ns, self.leave_pct)
+            if not inside[c]:
+                if u < enter if below else u > enter:
+                    inside[c] = True
+                    t = crossing_ns(prev_u[c], prev_t, u, t_ns, enter)
+                    entered.append(_Crossing(c, self._k, t))
+            elif u >= leave if below else u <= leave:
+                inside[c] = False
+                t = crossing_ns(prev_u[c], prev_t, u, t_ns, leave)
                 left.append(_Crossing(c, self._k, t))
         was_active = self._open is not None
-        if self.rule is Rule.ANY_BEGINS:
-            now_active = bool(self.inside.any())
-        else:
-            now_active = bool(self.inside.all())
+        self._any_inside = any(inside)
+        now_active = self._any_inside if self.rule is Rule.ANY_BEGINS else all(inside)
         if now_active and not was_active:
             self._seq += 1
             if self.rule is Rule.ANY_BEGINS:
@@ -284,11 +372,10 @@ class PolyphaseTracker:
             for x in sorted(entered, key=lambda x: (x.time_ns, x.channel)):
                 if x.channel not in rec_open.involved:
                     rec_open.involved.append(x.channel)
-            for c in range(self.n_channels):
-                u = float(u_pct[c])
-                if np.isfinite(u) and (
-                    not np.isfinite(rec_open.extreme_pct)
-                    or self._more_extreme(u, rec_open.extreme_pct)
+            for c, u in enumerate(values):
+                if math.isfinite(u) and (
+                    not math.isfinite(rec_open.extreme_pct)
+                    or (u < rec_open.extreme_pct if below else u > rec_open.extreme_pct)
                 ):
                     rec_open.extreme_pct, rec_open.extreme_channel = u, c
             rec_open.last_t_ns = t_ns
@@ -322,7 +409,8 @@ class PolyphaseTracker:
                 self._refine(x, final=True)
             out.append(self._emit(self._open, open_ended=True))
             self._open = None
-        self.inside[:] = False
+        self._inside = [False] * self.n_channels
+        self._any_inside = False
         self.reset_interpolation()
         return out
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from collector.events.frames import FrameCutter
@@ -34,6 +35,9 @@ from collector.events.persistence import RunConfirmed, RunEnded, SustainedRun
 from collector.model import NS_PER_S, ChannelInfo, Event, EventType, Quantity, Severity
 
 _KINDS = ("stuck", "clipping", "dc_offset")
+# Screen margin for the one-cycle mean (see SensorFaultDetector._may_start): a run
+# can only start where |mean| exceeds the limit, the screen looks from half of it.
+_DC_SCREEN_FRACTION = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,17 @@ class SensorFaultDetector:
         self._nan_start_ns = np.zeros(n, dtype=np.int64)
         self._nan_announced = np.zeros(n, dtype=bool)
         self._nan_last_ns = np.zeros(n, dtype=np.int64)
+        self._nan_open = False  # a NaN run reaches the end of the last block
+        self._tol_col = self._tol[:, None]
+        self._fs_list = self._fs.tolist()
+        self._has_full_scale = np.isfinite(self._fs).tolist()
+        self._any_full_scale = bool(np.isfinite(self._fs).any())
+        self._dc_rows = np.flatnonzero(np.isfinite(self._fs))
+        self._dc_all = self._dc_rows.size == n
+        self._dc_limit = settings.dc_offset_pct / 100.0 * self._fs[self._dc_rows]
+        self._dc_cycle = 0
+        self._dc_screen = np.zeros((self._dc_rows.size, 1))
+        self._busy: set[int] = set()  # channels with a run in progress
         self._cutter: FrameCutter | None = None
         self._fs_hz = 0.0
 
@@ -110,73 +125,155 @@ class SensorFaultDetector:
         self._cutter = None
 
     def process(
-        self, x: NDArray[np.float64], t0_ns: int, fs_hz: float, f_hz: float
+        self, x: NDArray[np.float64], t0_ns: int, fs_hz: float, f_hz: float,
+        *, has_nan: bool | None = None,
     ) -> tuple[list[Event], list[Event]]:
-        """Feed one block (n_channels, n); returns (ended, started) events."""
+        """Feed one block (n_channels, n); returns (ended, started) events. ``has_nan``:
+        whether ``x`` has a NaN, when the caller knows already."""
         ended: list[Event] = []
         started: list[Event] = []
-        self._missing_samples(x, t0_ns, fs_hz, ended, started)
+        if has_nan is None:
+            has_nan = bool(np.isnan(x).any())
+        if has_nan or self._nan_open:
+            self._missing_samples(x, t0_ns, fs_hz, ended, started)
         period = fs_hz / f_hz
         if self._cutter is None or fs_hz != self._fs_hz:
             self._cutter = FrameCutter(len(self.channels), int(np.ceil(period)) + 1)
             self._fs_hz = fs_hz
         frames = self._cutter.push(x, t0_ns, fs_hz, 0.5 * period)
         cycle = round(period)
-        for k in range(frames.bounds.shape[0]):
-            i0, i1 = (int(v) for v in frames.bounds[k])
-            if i1 - cycle < 0:
-                continue  # not a full cycle of history yet
-            seg = frames.data[:, i1 - cycle:i1]
-            half = frames.data[:, i0:i1]
-            if np.isnan(seg).any(axis=1).all():
-                continue
-            self._frame(seg, half, int(frames.start_ns[k]), int(frames.end_ns[k]),
-                        ended, started)
+        bounds = frames.bounds
+        full = [k for k, (_, i1) in enumerate(bounds) if i1 - cycle >= 0]  # a cycle of history
+        if full:
+            # Channels without a run in progress where no run can start in this block
+            # have nothing to update: only the others are checked frame by frame.
+            hot = self._may_start(frames.data, [bounds[k][1] for k in full], cycle)
+            hot[list(self._busy)] = True
+            channels = np.flatnonzero(hot)
+            if channels.size:
+                self._frames(
+                    channels, frames.data[channels], [bounds[k] for k in full], cycle,
+                    [frames.start_ns[k] for k in full], [frames.end_ns[k] for k in full],
+                    ended, started,
+                )
+                for c in channels.tolist():
+                    if any(self._runs[(c, kind)].active for kind in _KINDS):
+                        self._busy.add(c)
+                    else:
+                        self._busy.discard(c)
         ended_ids = {e.details["event_id"] for e in ended}
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
 
-    def _frame(
+    def _may_start(
+        self, data: NDArray[np.float64], ends: list[int], cycle: int
+    ) -> NDArray[np.bool_]:
+        """Per channel: can a stuck, clipping or DC-offset run start in the frames
+        ending at ``ends`` (columns of ``data``)? False is certain.
+
+        - stuck needs a one-cycle window with peak-to-peak within the tolerance and
+          ``|mean|`` above it, hence every sample of one sign; every window holds a
+          whole chunk of ``ceil(cycle / 2)`` samples of the grid below, which then is
+          as flat and of one sign;
+        - clipping needs a sample at or beyond full scale;
+        - a DC offset needs ``|mean|`` of a one-cycle window above its limit.
+
+        Missing samples count as anything (a window with one is skipped anyway).
+        """
+        lo, hi = ends[0] - cycle, ends[-1]
+        region = data[:, lo:hi]
+        size = (cycle + 1) // 2
+        grid = list(range(0, hi - lo, size))  # and a short chunk of the rest, if any
+        top = np.fmax.reduceat(region, grid, axis=1)
+        bottom = np.fmin.reduceat(region, grid, axis=1)
+        whole = (hi - lo) // size  # the rest is in no window without a whole chunk
+        flat = top[:, :whole] - bottom[:, :whole] <= self._tol_col
+        hot: NDArray[np.bool_] = np.zeros(region.shape[0], dtype=bool)
+        if flat.any():
+            signed = (bottom[:, :whole] > 0) | (top[:, :whole] < 0)
+            hot = np.asarray((flat & signed).any(axis=1), dtype=bool)
+        if self._any_full_scale:
+            peak = np.fmax(np.fmax.reduce(top, axis=1), -np.fmin.reduce(bottom, axis=1))
+            hot |= peak >= self._fs
+        if self._dc_rows.size:
+            if cycle != self._dc_cycle:
+                # |sum| over a cycle that may exceed the limit: from half of it
+                self._dc_cycle = cycle
+                self._dc_screen = (_DC_SCREEN_FRACTION * cycle * self._dc_limit)[:, None]
+            # one-cycle sums at every frame end: sums between consecutive window
+            # edges, accumulated (the last knot is the end of the region)
+            knots = sorted({e - lo for e in ends} | {e - cycle - lo for e in ends})
+            column = {v: i for i, v in enumerate(knots)}
+            rows = region if self._dc_all else region[self._dc_rows]
+            prefix = np.zeros((rows.shape[0], len(knots)))
+            np.cumsum(np.add.reduceat(rows, knots[:-1], axis=1), axis=1, out=prefix[:, 1:])
+            at = prefix[:, [column[e - lo] for e in ends] + [column[e - cycle - lo]
+                                                            for e in ends]]
+            n = len(ends)
+            small = np.abs(at[:, :n] - at[:, n:]) <= self._dc_screen
+            # NaN (a missing sample anywhere before) keeps the channel in the check
+            hot[self._dc_rows] |= ~small.all(axis=1)
+        return hot
+
+    def _frames(
         self,
-        seg: NDArray[np.float64],
-        half: NDArray[np.float64],
-        start_ns: int,
-        end_ns: int,
+        channels: NDArray[np.int64],
+        data: NDArray[np.float64],
+        bounds: list[tuple[int, int]],
+        cycle: int,
+        start_ns: list[int],
+        end_ns: list[int],
         ended: list[Event],
         started: list[Event],
     ) -> None:
+        """Check frames ``bounds`` (``[i0, i1)`` columns of ``data``, the rows of
+        ``channels``): the last cycle of each for stuck and DC offset, the frame itself
+        for clipping. Statistics for all frames at once, then the runs frame by frame
+        (a frame where a channel misses samples does not touch its runs)."""
         s = self.settings
-        valid = np.asarray(~np.isnan(seg).any(axis=1), dtype=bool)
-        safe = np.where(np.isnan(seg), 0.0, seg)
-        ptp = safe.max(axis=1) - safe.min(axis=1)
-        mean = safe.mean(axis=1)
-        ac_rms = np.sqrt(np.mean((safe - mean[:, None]) ** 2, axis=1))
-        flat: NDArray[np.bool_] = valid & (ptp <= self._tol)
-        at_zero = flat & (np.abs(mean) <= np.maximum(self._tol, 1e-12))
-        clipped = np.sum(np.abs(np.where(np.isnan(half), 0.0, half)) >= self._fs[:, None], axis=1)
-        for c in range(len(self.channels)):
-            if not valid[c]:
-                continue
-            conditions: dict[str, tuple[bool, bool, float]] = {
-                "stuck": (bool(flat[c] and not at_zero[c]), not bool(flat[c]), float(mean[c])),
-                "clipping": (
-                    int(clipped[c]) >= s.clipping_min_samples, int(clipped[c]) == 0,
-                    float(clipped[c]),
-                ),
-            }
-            if np.isfinite(self._fs[c]):
-                limit = s.dc_offset_pct / 100.0 * self._fs[c]
-                offset = abs(float(mean[c]))
-                need_ac = 0.0 if self._is_voltage[c] else float(ac_rms[c])
-                conditions["dc_offset"] = (
-                    offset > limit and offset > need_ac, offset <= 0.8 * limit, offset
-                )
-            for kind, (on, off, value) in conditions.items():
-                tr = self._runs[(c, kind)].step(on, off, start_ns, end_ns, value)
-                if isinstance(tr, RunConfirmed):
-                    self._ids[(c, kind)] = self._new_id()
-                    started.append(self._event(c, kind, tr.start_ns, None, tr.extreme))
-                elif isinstance(tr, RunEnded):
-                    ended.append(self._event(c, kind, tr.start_ns, tr.end_ns, tr.extreme))
+        tol = self._tol[channels][:, None]
+        fs = self._fs[channels][:, None]
+        windows = sliding_window_view(data, cycle, axis=1)[:, [i1 - cycle for _, i1 in bounds]]
+        missing = np.isnan(windows)
+        valid = np.asarray(~missing.any(axis=2), dtype=bool)
+        safe = np.where(missing, 0.0, windows)
+        ptp = safe.max(axis=2) - safe.min(axis=2)
+        mean = safe.mean(axis=2)
+        ac_rms = np.sqrt(np.mean((safe - mean[:, :, None]) ** 2, axis=2))
+        flat = valid & (ptp <= tol)
+        at_zero = flat & (np.abs(mean) <= np.maximum(tol, 1e-12))
+        over = (np.abs(np.where(np.isnan(data), 0.0, data)) >= fs).astype(np.int64)
+        edges = [i0 for i0, _ in bounds]
+        if bounds[-1][1] < data.shape[1]:
+            edges.append(bounds[-1][1])
+        clipped = np.add.reduceat(over, edges, axis=1)[:, :len(bounds)].tolist()
+        valid_l, flat_l, at_zero_l = valid.tolist(), flat.tolist(), at_zero.tolist()
+        mean_l, ac_l = mean.tolist(), ac_rms.tolist()
+        for k in range(len(bounds)):
+            for j, c in enumerate(channels.tolist()):
+                if not valid_l[j][k]:
+                    continue
+                conditions: dict[str, tuple[bool, bool, float]] = {
+                    "stuck": (flat_l[j][k] and not at_zero_l[j][k], not flat_l[j][k],
+                              mean_l[j][k]),
+                    "clipping": (
+                        clipped[j][k] >= s.clipping_min_samples, clipped[j][k] == 0,
+                        float(clipped[j][k]),
+                    ),
+                }
+                if self._has_full_scale[c]:
+                    limit = s.dc_offset_pct / 100.0 * self._fs_list[c]
+                    offset = abs(mean_l[j][k])
+                    need_ac = 0.0 if self._is_voltage[c] else ac_l[j][k]
+                    conditions["dc_offset"] = (
+                        offset > limit and offset > need_ac, offset <= 0.8 * limit, offset
+                    )
+                for kind, (on, off, value) in conditions.items():
+                    tr = self._runs[(c, kind)].step(on, off, start_ns[k], end_ns[k], value)
+                    if isinstance(tr, RunConfirmed):
+                        self._ids[(c, kind)] = self._new_id()
+                        started.append(self._event(c, kind, tr.start_ns, None, tr.extreme))
+                    elif isinstance(tr, RunEnded):
+                        ended.append(self._event(c, kind, tr.start_ns, tr.end_ns, tr.extreme))
 
     def _missing_samples(
         self,
@@ -186,6 +283,7 @@ class SensorFaultDetector:
         ended: list[Event],
         started: list[Event],
     ) -> None:
+        self._nan_open = False
         min_samples = max(1, int(np.ceil(self._nan_min_s * fs_hz)))
         scale = NS_PER_S / fs_hz
         n = x.shape[1]
@@ -222,6 +320,7 @@ class SensorFaultDetector:
                     self._nan_run[c] = length
                     self._nan_start_ns[c] = start
                     self._nan_last_ns[c] = stop_ns
+                    self._nan_open = True
                 else:
                     if self._nan_announced[c]:
                         ended.append(self._event(c, "missing_samples", start, stop_ns,
@@ -280,5 +379,7 @@ class SensorFaultDetector:
                 ))
             self._nan_run[c] = 0
             self._nan_announced[c] = False
+        self._nan_open = False
+        self._busy.clear()
         self.reset_stream()
         return out

@@ -16,6 +16,7 @@ swell while another dips during an earth fault) and are reported separately.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from collector.events.polyphase import (
     Direction,
     Ended,
     PolyphaseTracker,
+    RecentValues,
     Rule,
     channels_label,
 )
@@ -127,6 +129,9 @@ class VoltageEventDetector:
         self._parent: dict[int, int] = {}  # interruption seq -> dip seq
         self._f_hz = 50.0
         self._spans: list[tuple[int, int]] = []  # disturbed time not yet reported
+        self._recent = RecentValues(n)  # values fed to the trackers, for skipping them
+        self._lowest_enter = max(self._dip.enter_pct, self._interruption.enter_pct)
+        self.last_pct: NDArray[np.float64] | None = None  # values of a skipped call
 
     @property
     def reference_mode(self) -> str:
@@ -157,9 +162,25 @@ class VoltageEventDetector:
     ) -> VoltageOutput:
         """Feed Urms(1/2) values ``u_v`` (n_channels, k) [V] time-stamped at window centres."""
         self._f_hz = f_hz
-        ended: list[Event] = []
         half_cycle_s = 0.5 / f_hz
         alpha = half_cycle_s / SLIDING_TIME_CONSTANT_S
+        self.last_pct = None
+        if self._skip(u_v, centre_ns, alpha):
+            return VoltageOutput((), (), ())
+        trackers = (self._dip, self._interruption, self._swell)
+        for tracker in trackers:
+            tracker.catch_up(self._recent)
+        # With a fixed reference the values are known up front: a tracker with nothing
+        # in progress and no value beyond its threshold (the swell tracker during a
+        # dip) is not fed; it catches up from the recent values when it is again.
+        pct_all = None
+        feed = [True, True, True]
+        if self.nominal_v is not None and self.reference_v is not None:
+            pct_all = 100.0 * u_v / self.reference_v[:, None]
+            feed = [not (tr.quiet and not tr.beyond(pct_all).any()) for tr in trackers]
+        ended: list[Event] = []
+        fed_u: list[NDArray[np.float64]] = []
+        fed_t: list[int] = []
         for k in range(u_v.shape[1]):
             u = u_v[:, k]
             t = int(centre_ns[k])
@@ -167,10 +188,12 @@ class VoltageEventDetector:
                 continue
             ref = self.reference_v
             assert ref is not None
-            u_pct = 100.0 * u / ref
-            trans_dip = self._dip.step(u_pct, t)
-            trans_int = self._interruption.step(u_pct, t)
-            trans_swell = self._swell.step(u_pct, t)
+            u_pct = 100.0 * u / ref if pct_all is None else pct_all[:, k]
+            fed_u.append(u_pct)
+            fed_t.append(t)
+            trans_dip = self._dip.step(u_pct, t) if feed[0] else []
+            trans_int = self._interruption.step(u_pct, t) if feed[1] else []
+            trans_swell = self._swell.step(u_pct, t) if feed[2] else []
             for tr in trans_dip:
                 if isinstance(tr, Began):
                     self._sags[tr.seq] = _Disturbance(
@@ -191,8 +214,51 @@ class VoltageEventDetector:
             if self.nominal_v is None and not self.in_progress:
                 finite = np.isfinite(u)
                 ref[finite] += alpha * (u[finite] - ref[finite])
+        if fed_t:
+            self._recent.push(np.stack(fed_u, axis=1), np.array(fed_t, dtype=np.int64))
         last_t = int(centre_ns[-1]) if centre_ns.size else None
         return VoltageOutput(tuple(ended), self._announce(), self._disturbed(last_t))
+
+    def _skip(self, u_v: NDArray[np.float64], centre_ns: NDArray[np.int64], alpha: float) -> bool:
+        """Advance over values none of which crosses a threshold while nothing is in
+        progress, without feeding the trackers value by value; False (and nothing
+        changed) when that does not hold. The sliding reference moves exactly as the
+        value-by-value loop moves it."""
+        k = u_v.shape[1]
+        ref = self.reference_v
+        if k == 0 or ref is None or self.in_progress:
+            return False
+        if not (self._dip.quiet and self._swell.quiet and self._interruption.quiet):
+            return False
+        if self.nominal_v is not None:
+            refs = ref[:, None]
+            new_ref = ref
+        else:
+            # the first-order filter, value by value as in the loop (same roundings);
+            # missing values leave it where it is
+            track: list[list[float]] = []
+            final: list[float] = []
+            for row, r in zip(u_v.tolist(), ref.tolist(), strict=True):
+                seen = []
+                for u in row:
+                    seen.append(r)
+                    if math.isfinite(u):
+                        r += alpha * (u - r)
+                track.append(seen)
+                final.append(r)
+            refs = np.array(track)
+            new_ref = np.array(final)
+        u_pct = 100.0 * u_v / refs
+        # fmin/fmax skip NaN (a missing value changes nothing); all NaN gives NaN
+        lowest = float(np.fmin.reduce(u_pct, axis=None))
+        highest = float(np.fmax.reduce(u_pct, axis=None))
+        if lowest < self._lowest_enter or highest > self._swell.enter_pct:
+            return False
+        if new_ref is not ref:
+            ref[:] = new_ref
+        self._recent.push(u_pct, centre_ns)
+        self.last_pct = u_pct
+        return True
 
     def _interruption_transition(self, tr: Began | Ended) -> None:
         if isinstance(tr, Began):
@@ -358,3 +424,4 @@ class VoltageEventDetector:
         """Forget interpolation history after a gap (events must have been closed)."""
         for tr in (self._dip, self._swell, self._interruption):
             tr.reset_interpolation()
+        self._recent.clear()

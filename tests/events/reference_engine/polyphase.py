@@ -1,0 +1,332 @@
+"""IEC 61000-4-30 polyphase rules for threshold events on Urms(1/2) values.
+
+Dips and swells (§5.4.2.2, §5.4.3.2): the event begins when the value of at least
+one channel crosses the threshold and ends when the values of *all* measured
+channels are back beyond threshold + hysteresis. Interruptions (§5.4.4): the event
+begins when *all* channels are below the threshold and ends when *any* channel is
+at or above threshold + hysteresis. One event is reported for all channels, with the
+channels involved and the extreme value over all channels.
+
+Each channel carries a hysteretic flag (inside after crossing the threshold, outside
+again only beyond threshold + hysteresis), so a value hovering around the threshold
+does not chatter.
+
+Timing. Each Urms(1/2) value is time-stamped at the centre of its one-cycle window.
+Detection follows the threshold rules above, but the *time* of a start or end is the
+instant of the transition that caused the crossing: the window's mean square is
+linear in how much of the window overlaps a step change, so across a step it ramps
+over exactly one cycle between the levels before and after, and reaches the mid
+level when the window is centred on the step. The crossing instant is therefore
+taken where the squared value passes midway between the level 1.5 cycles before and
+1 cycle after the crossing (linear interpolation on the half-cycle grid), which is
+unbiased for any depth. A plain threshold crossing would be biased by up to half a
+cycle at each end (for an interruption, whose 5 % threshold is only reached once the
+whole window is inside it, the duration would come out a full cycle short). When the
+transition is too gradual to resolve this way, the threshold crossing itself is
+used. Starts are announced at once with the threshold-crossing time; the refined
+start and end are known one cycle after the end, which is when ``Ended`` is emitted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+_BEFORE = 3  # values (half cycles) before a crossing that give the level before it
+_AFTER = 2  # values after a crossing that give the level after it
+# A transition is resolved when its levels before/after differ by at least this
+# share of the larger mean square; otherwise the threshold crossing is kept.
+_MIN_STEP_FRACTION = 0.02
+
+
+class Direction(StrEnum):
+    """Side of the threshold the event lies on."""
+
+    BELOW = "below"  # dips, interruptions
+    ABOVE = "above"  # swells
+
+
+class Rule(StrEnum):
+    """How channel flags combine into one polyphase event."""
+
+    ANY_BEGINS = "any_begins"  # dips, swells: any channel begins, all must end
+    ALL_BEGIN = "all_begin"  # interruptions: all channels begin, any one ends
+
+
+@dataclass(frozen=True, slots=True)
+class Began:
+    """A polyphase event began (time of the threshold crossing, not yet refined)."""
+
+    seq: int
+    start_ns: int
+    channel: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A polyphase event ended; emitted one cycle after its end, with refined times."""
+
+    seq: int
+    start_ns: int
+    end_ns: int
+    first_channel: int
+    channels: tuple[int, ...]  # channels whose flag was set during the event, in order
+    extreme_pct: float  # lowest (BELOW) or highest (ABOVE) value of any channel [%]
+    extreme_channel: int
+    open_ended: bool = False
+
+
+def crossing_ns(
+    u_prev: float, t_prev_ns: int | None, u_now: float, t_now_ns: int, level: float
+) -> int:
+    """Instant at which the RMS passes ``level`` between two values (squared interpolation)."""
+    if t_prev_ns is None or not np.isfinite(u_prev):
+        return t_now_ns
+    a, b, lv = u_prev * u_prev, u_now * u_now, level * level
+    if a == b:
+        return t_now_ns
+    frac = min(max((a - lv) / (a - b), 0.0), 1.0)
+    return t_prev_ns + round(frac * (t_now_ns - t_prev_ns))
+
+
+def transition_ns(times_ns: Sequence[int], u: Sequence[float]) -> int | None:
+    """Instant at which the squared values pass midway between the first and the last.
+
+    ``times_ns``/``u`` span a transition: ``_BEFORE`` values before the crossing, the
+    crossing value, ``_AFTER`` after. None when the values are missing, do not
+    change enough, or are not monotonic (then the transition is not one step).
+    """
+    sq = np.square(np.asarray(u, dtype=np.float64))
+    if sq.size < 2 or not np.all(np.isfinite(sq)):
+        return None
+    first, last = float(sq[0]), float(sq[-1])
+    if abs(first - last) < _MIN_STEP_FRACTION * max(first, last):
+        return None
+    steps = np.diff(sq) * np.sign(last - first)
+    if np.any(steps < -_MIN_STEP_FRACTION * max(first, last)):
+        return None
+    mid = 0.5 * (first + last)
+    for j in range(sq.size - 1):
+        a, b = float(sq[j]), float(sq[j + 1])
+        if (a - mid) * (b - mid) <= 0 and a != b:
+            frac = (a - mid) / (a - b)
+            return int(times_ns[j]) + round(frac * (int(times_ns[j + 1]) - int(times_ns[j])))
+    return None
+
+
+@dataclass
+class _Crossing:
+    """A channel's threshold crossing at step ``k``; refined once ``k + _AFTER`` exists."""
+
+    channel: int
+    k: int
+    time_ns: int
+    resolved: bool = False
+
+
+@dataclass
+class _Record:
+    seq: int
+    first_channel: int
+    starts: list[_Crossing]  # crossings that began the event (earliest/latest counts)
+    ends: list[_Crossing] = field(default_factory=list)
+    involved: list[int] = field(default_factory=list)
+    extreme_pct: float = float("nan")
+    extreme_channel: int = 0
+    last_t_ns: int = 0
+
+
+@dataclass
+class PolyphaseTracker:
+    """Streaming state of one polyphase threshold event kind (dip, swell or interruption).
+
+    Values are in % of each channel's reference. ``enter_pct`` is the threshold,
+    ``leave_pct`` the threshold with the hysteresis applied (above it for BELOW).
+    """
+
+    n_channels: int
+    direction: Direction
+    rule: Rule
+    enter_pct: float
+    leave_pct: float
+    inside: NDArray[np.bool_] = field(init=False)
+    _hist_t: deque[int] = field(init=False)
+    _hist_u: deque[NDArray[np.float64]] = field(init=False)
+    _k: int = -1  # index of the latest step
+    _open: _Record | None = None
+    _closing: list[_Record] = field(default_factory=list)
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_channels < 1:
+            raise ValueError(f"n_channels: must be >= 1, got {self.n_channels}")
+        below = self.direction is Direction.BELOW
+        if (self.leave_pct < self.enter_pct) if below else (self.leave_pct > self.enter_pct):
+            raise ValueError(
+                f"leave_pct: must be on the far side of enter_pct={self.enter_pct} "
+                f"for {self.direction}, got {self.leave_pct}"
+            )
+        self.inside = np.zeros(self.n_channels, dtype=bool)
+        self._hist_t = deque(maxlen=_BEFORE + _AFTER + 1)
+        self._hist_u = deque(maxlen=_BEFORE + _AFTER + 1)
+
+    @property
+    def active(self) -> bool:
+        return self._open is not None
+
+    @property
+    def active_seq(self) -> int | None:
+        return None if self._open is None else self._open.seq
+
+    @property
+    def extreme_pct(self) -> float:
+        return float("nan") if self._open is None else self._open.extreme_pct
+
+    @property
+    def involved(self) -> tuple[int, ...]:
+        return () if self._open is None else tuple(self._open.involved)
+
+    @property
+    def first_channel(self) -> int:
+        return 0 if self._open is None else self._open.first_channel
+
+    def _beyond(self, u: float) -> bool:
+        return u < self.enter_pct if self.direction is Direction.BELOW else u > self.enter_pct
+
+    def _back(self, u: float) -> bool:
+        return u >= self.leave_pct if self.direction is Direction.BELOW else u <= self.leave_pct
+
+    def _more_extreme(self, u: float, than: float) -> bool:
+        return u < than if self.direction is Direction.BELOW else u > than
+
+    def reset_interpolation(self) -> None:
+        """Forget the previous values (after a gap in the data)."""
+        self._hist_t.clear()
+        self._hist_u.clear()
+
+    def _refine(self, crossing: _Crossing, final: bool = False) -> None:
+        """Replace the threshold-crossing time by the transition instant when resolvable."""
+        if crossing.resolved:
+            return
+        first_k = self._k - len(self._hist_t) + 1
+        if self._k < crossing.k + _AFTER and not final:
+            return
+        lo = max(crossing.k - _BEFORE, first_k)
+        hi = min(crossing.k + _AFTER, self._k)
+        crossing.resolved = True
+        if crossing.k - lo < 1 or hi - crossing.k < 1:
+            return  # not enough values around it: keep the threshold crossing
+        times = [self._hist_t[j - first_k] for j in range(lo, hi + 1)]
+        values = [float(self._hist_u[j - first_k][crossing.channel]) for j in range(lo, hi + 1)]
+        refined = transition_ns(times, values)
+        if refined is not None:
+            crossing.time_ns = refined
+
+    def _emit(self, rec: _Record, open_ended: bool = False) -> Ended:
+        # dips/swells: earliest start, latest end; interruptions: latest start, earliest end
+        starts = [c.time_ns for c in rec.starts]
+        ends = [c.time_ns for c in rec.ends] or [rec.last_t_ns]
+        any_rule = self.rule is Rule.ANY_BEGINS
+        start = min(starts) if any_rule else max(starts)
+        end = max(ends) if any_rule else min(ends)
+        return Ended(
+            rec.seq, start, max(end, start), rec.first_channel, tuple(rec.involved),
+            rec.extreme_pct, rec.extreme_channel, open_ended,
+        )
+
+    def step(self, u_pct: NDArray[np.float64], t_ns: int) -> list[Began | Ended]:
+        """Feed one Urms(1/2) value per channel [% of reference] at window centre ``t_ns``."""
+        out: list[Began | Ended] = []
+        prev_t = self._hist_t[-1] if self._hist_t else None
+        prev_u = self._hist_u[-1] if self._hist_u else np.full(self.n_channels, np.nan)
+        self._k += 1
+        self._hist_t.append(t_ns)
+        self._hist_u.append(np.asarray(u_pct, dtype=np.float64).copy())
+        entered: list[_Crossing] = []
+        left: list[_Crossing] = []
+        for c in range(self.n_channels):
+            u = float(u_pct[c])
+            if not np.isfinite(u):
+                continue  # a missing value changes nothing
+            if not self.inside[c] and self._beyond(u):
+                self.inside[c] = True
+                t = crossing_ns(float(prev_u[c]), prev_t, u, t_ns, self.enter_pct)
+                entered.append(_Crossing(c, self._k, t))
+            elif self.inside[c] and self._back(u):
+                self.inside[c] = False
+                t = crossing_ns(float(prev_u[c]), prev_t, u, t_ns, self.leave_pct)
+                left.append(_Crossing(c, self._k, t))
+        was_active = self._open is not None
+        if self.rule is Rule.ANY_BEGINS:
+            now_active = bool(self.inside.any())
+        else:
+            now_active = bool(self.inside.all())
+        if now_active and not was_active:
+            self._seq += 1
+            if self.rule is Rule.ANY_BEGINS:
+                first = min(entered, key=lambda x: (x.time_ns, x.channel))
+                rec = _Record(self._seq, first.channel, entered)
+            else:
+                last = max(entered, key=lambda x: (x.time_ns, x.channel), default=None)
+                if last is None:  # cannot happen with flags set only by entering
+                    last = _Crossing(0, self._k, t_ns, resolved=True)
+                rec = _Record(self._seq, last.channel, [last],
+                              involved=list(range(self.n_channels)))
+            self._open = rec
+            out.append(Began(rec.seq, min(x.time_ns for x in rec.starts), rec.first_channel))
+        rec_open = self._open
+        if rec_open is not None:
+            for x in sorted(entered, key=lambda x: (x.time_ns, x.channel)):
+                if x.channel not in rec_open.involved:
+                    rec_open.involved.append(x.channel)
+            for c in range(self.n_channels):
+                u = float(u_pct[c])
+                if np.isfinite(u) and (
+                    not np.isfinite(rec_open.extreme_pct)
+                    or self._more_extreme(u, rec_open.extreme_pct)
+                ):
+                    rec_open.extreme_pct, rec_open.extreme_channel = u, c
+            rec_open.last_t_ns = t_ns
+            for x in rec_open.starts:
+                self._refine(x)
+        if was_active and not now_active and rec_open is not None:
+            rec_open.ends = left
+            self._closing.append(rec_open)
+            self._open = None
+        still: list[_Record] = []
+        for rec in self._closing:
+            for x in rec.starts + rec.ends:
+                self._refine(x)
+            if all(x.resolved for x in rec.starts + rec.ends):
+                out.append(self._emit(rec))
+            else:
+                still.append(rec)
+        self._closing = still
+        return out
+
+    def close(self) -> list[Ended]:
+        """End what is in progress where the data stopped (end of stream or gap)."""
+        out: list[Ended] = []
+        for rec in self._closing:
+            for x in rec.starts + rec.ends:
+                self._refine(x, final=True)
+            out.append(self._emit(rec))
+        self._closing = []
+        if self._open is not None:
+            for x in self._open.starts:
+                self._refine(x, final=True)
+            out.append(self._emit(self._open, open_ended=True))
+            self._open = None
+        self.inside[:] = False
+        self.reset_interpolation()
+        return out
+
+
+def channels_label(channels: Sequence[int], names: Sequence[str]) -> tuple[str, ...]:
+    """Names of the given channel indices, in index order without duplicates."""
+    return tuple(names[c] for c in sorted(set(channels)))

@@ -1,0 +1,214 @@
+"""The building blocks of the fast paths against the code before the speed work.
+
+Each fast path must give what the value-by-value code gave: the oracle is the frozen
+copy in ``tests/events/reference_engine``. Inputs are streamed in chunks of random
+sizes, with missing samples and frequency changes where the function takes them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from collector.events.arc import _cycle_variations
+from collector.events.frames import FrameCutter
+from collector.events.frequency import positive_zero_crossings_ns
+from collector.events.half_cycle_rms import half_cycle_rms
+from collector.events.polyphase import Direction, PolyphaseTracker, RecentValues, Rule
+from collector.events.sensor import SensorFaultDetector, SensorSettings
+from collector.model import NS_PER_S, ChannelInfo, Quantity
+
+from .reference_engine import arc as ref_arc
+from .reference_engine import frames as ref_frames
+from .reference_engine import frequency as ref_frequency
+from .reference_engine import half_cycle_rms as ref_rms
+from .reference_engine import polyphase as ref_polyphase
+from .signals import T0_NS, sine, time_axis
+
+FS = 6400.0
+
+
+def _chunks(rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+    cuts = [0]
+    while cuts[-1] < n:
+        cuts.append(min(n, cuts[-1] + int(rng.choice([1, 3, 50, 64, 127, 640, 2000]))))
+    return list(itertools.pairwise(cuts))
+
+
+def _mains(rng: np.random.Generator, seconds: float, n_rows: int = 3) -> np.ndarray:
+    t = time_axis(FS, seconds)
+    rows = [sine(t, 50.02, 230.0, 0.3 + k) + sine(t, 250.1, 9.0, 1.0 + k)
+            + rng.normal(0, 0.5, t.size) for k in range(n_rows)]
+    x = np.stack(rows)
+    x[:, round(0.8 * FS):round(1.1 * FS)] *= 0.03  # an interruption-like stretch
+    return x
+
+
+def test_frame_cutter_gives_the_same_frames() -> None:
+    rng = np.random.default_rng(1)
+    x = _mains(rng, 2.0)
+    new, old = FrameCutter(3, 131), ref_frames.FrameCutter(3, 131)
+    for a, b in _chunks(rng, x.shape[1]):
+        frame = 0.5 * FS / float(rng.normal(50.0, 0.05))  # fractional, changing
+        t0 = T0_NS + round(a * NS_PER_S / FS)
+        got = new.push(x[:, a:b], t0, FS, frame)
+        want = old.push(x[:, a:b], t0, FS, frame)
+        assert got.bounds == [tuple(v) for v in want.bounds.tolist()]
+        assert got.start_ns == want.start_ns.tolist()
+        assert got.end_ns == want.end_ns.tolist()
+        np.testing.assert_array_equal(got.data, want.data)
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_zero_crossings_are_the_same_instants(with_nan: bool) -> None:
+    rng = np.random.default_rng(2)
+    x = _mains(rng, 3.0, 1)[0]
+    if with_nan:
+        x[5000:5040] = np.nan
+    new_state = old_state = None
+    got: list[int] = []
+    want: list[int] = []
+    for a, b in _chunks(rng, x.size):
+        t0 = T0_NS + round(a * NS_PER_S / FS)
+        chunk = x[a:b]
+        hint = None if with_nan else False
+        g, new_state = positive_zero_crossings_ns(
+            chunk, t0, FS, 50.0, 30.0, new_state, has_nan=hint
+        )
+        w, old_state = ref_frequency.positive_zero_crossings_ns(
+            chunk, t0, FS, 50.0, 30.0, old_state
+        )
+        got += g.tolist()
+        want += w.tolist()
+        assert new_state.armed == old_state.armed
+    assert len(want) > 100
+    assert got == want
+
+
+def test_half_cycle_rms_agrees_with_the_running_sum_version() -> None:
+    rng = np.random.default_rng(3)
+    x = _mains(rng, 2.0)
+    x[1, 3000:3003] = np.nan
+    new_state = old_state = None
+    got_v, want_v, got_t, want_t = [], [], [], []
+    for a, b in _chunks(rng, x.shape[1]):
+        f = float(rng.normal(50.0, 0.05))
+        t0 = T0_NS + round(a * NS_PER_S / FS)
+        g, gt, new_state = half_cycle_rms(x[:, a:b], t0, FS, f, new_state)
+        w, wt, old_state = ref_rms.half_cycle_rms(x[:, a:b], t0, FS, f, old_state)
+        got_v.append(g)
+        want_v.append(w)
+        got_t += gt.tolist()
+        want_t += wt.tolist()
+    got, want = np.concatenate(got_v, axis=1), np.concatenate(want_v, axis=1)
+    assert got_t == want_t
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(want).any()
+    # mean squares agree to the old method's rounding of a running sum of 230-V squares
+    np.testing.assert_allclose(got**2, want**2, rtol=1e-11, atol=1e-9, equal_nan=True)
+
+
+def test_arc_variations_of_many_half_cycles_match_one_at_a_time() -> None:
+    rng = np.random.default_rng(4)
+    t = time_axis(FS, 0.5)
+    i = sine(t, 50.0, 10.0) * (np.abs(np.sin(2 * np.pi * 50 * t)) > 0.3)
+    i += rng.normal(0, 0.5, t.size) * (t > 0.25)  # periodic, then not
+    i[2500] = np.nan
+    period = FS / 50.02
+    starts = [s for s in range(150, t.size - 70, 64)]
+    for length in (63, 64):
+        got = _cycle_variations(i, starts, length, period, 2.0)
+        for k, s in enumerate(starts):
+            want = ref_arc.cycle_variation(i, s, s + length, period, 2.0)
+            if want is None:
+                assert np.isnan(got[k])
+            else:
+                assert got[k] == pytest.approx(want, rel=1e-12, abs=1e-14)
+
+
+def _levels(rng: np.random.Generator, n: int) -> np.ndarray:
+    u = 100.0 + rng.normal(0, 1.0, (3, n))
+    for _ in range(6):  # dips of one or all channels, with and without hysteresis chatter
+        a = int(rng.integers(0, n - 40))
+        rows = [int(rng.integers(0, 3))] if rng.random() < 0.5 else [0, 1, 2]
+        u[rows, a:a + int(rng.integers(1, 40))] = float(rng.uniform(2, 91))
+    u[1, 17] = np.nan
+    return u
+
+
+@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), [
+    (Direction.BELOW, Rule.ANY_BEGINS, 90.0, 92.0),
+    (Direction.BELOW, Rule.ALL_BEGIN, 5.0, 7.0),
+    (Direction.ABOVE, Rule.ANY_BEGINS, 101.5, 100.5),
+])
+def test_skipping_a_quiet_tracker_changes_nothing(
+    direction: Direction, rule: Rule, enter: float, leave: float
+) -> None:
+    rng = np.random.default_rng(5)
+    u = _levels(rng, 3000)
+    times = T0_NS + 10_000_000 * np.arange(u.shape[1], dtype=np.int64)
+    stepped = ref_polyphase.PolyphaseTracker(
+        3, ref_polyphase.Direction(direction), ref_polyphase.Rule(rule), enter, leave
+    )
+    skipping = PolyphaseTracker(3, direction, rule, enter, leave)
+    recent = RecentValues(3)
+    want: list[object] = []
+    got: list[object] = []
+    skipped = 0
+    a = 0
+    for _, size in enumerate(rng.integers(1, 12, size=3000).tolist()):
+        if a >= u.shape[1]:
+            break
+        b = min(a + size, u.shape[1])
+        block, t = u[:, a:b], times[a:b]
+        for k in range(b - a):
+            want += stepped.step(block[:, k], int(t[k]))
+        if skipping.quiet and not skipping.beyond(block).any():
+            skipped += 1
+        else:
+            skipping.catch_up(recent)
+            for k in range(b - a):
+                got += skipping.step(block[:, k], int(t[k]))
+        recent.push(block, t)
+        a = b
+    want += stepped.close()
+    got += skipping.close()
+    assert skipped > 50
+    assert [repr(w) for w in want] == [repr(g) for g in got]
+
+
+def test_a_tracker_in_progress_cannot_be_caught_up() -> None:
+    tracker = PolyphaseTracker(1, Direction.BELOW, Rule.ANY_BEGINS, 90.0, 92.0)
+    tracker.step(np.array([50.0]), 0)
+    recent = RecentValues(1)
+    recent.push(np.array([[50.0, 50.0]]), np.array([1, 2], dtype=np.int64))
+    with pytest.raises(RuntimeError, match="catch_up"):
+        tracker.catch_up(recent)
+
+
+@pytest.mark.parametrize("fault", ["stuck", "clipping", "dc_offset"])
+def test_the_sensor_screen_never_misses_a_possible_start(fault: str) -> None:
+    """A fault long enough for a frame's cycle to lie within it, anywhere in the
+    block: the channel is looked at; a healthy one is not."""
+    rng = np.random.default_rng(6)
+    channels = [ChannelInfo("v", Quantity.VOLTAGE, rate_hz=FS, full_scale=480.0,
+                            resolution=0.02)]
+    detector = SensorFaultDetector(channels, ["A"], SensorSettings(), 50.0, lambda: 1)
+    cycle = 128
+    t = time_axis(FS, 0.2)
+    ends = list(range(cycle, t.size + 1, 64))
+    for _ in range(40):
+        x = sine(t, 50.0, 230.0, float(rng.uniform(0, 6)))[None, :]
+        a = int(rng.integers(0, t.size - 3 * cycle // 2))
+        fault_at = slice(a, a + 3 * cycle // 2)  # holds a whole frame window
+        if fault == "stuck":
+            x[0, fault_at] = 37.3
+        elif fault == "clipping":
+            x[0, a] = 480.0
+        else:  # a one-cycle mean above 10 % of full scale, with ripple (not stuck)
+            x[0, fault_at] = 60.0 + 5.0 * np.sin(np.arange(3 * cycle // 2))
+        assert detector._may_start(x, ends, cycle)[0]
+    quiet = sine(t, 50.0, 230.0)[None, :]
+    assert not detector._may_start(quiet, ends, cycle)[0]
