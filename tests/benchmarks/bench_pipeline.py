@@ -1,6 +1,8 @@
 """Real-time factor of the whole measurement chain, and the collector's memory.
 
-Run ``python -m tests.benchmarks.bench_pipeline [seconds]``. The signal is the issue's
+Run ``python -m tests.benchmarks.bench_pipeline [seconds] [block_s]`` (defaults 60 s of
+signal in 0.1-s blocks, the simulated source's default; larger blocks amortise numpy's
+per-call cost at the price of that much more latency). The signal is the issue's
 benchmark shape: 12 single-phase circuits + 3 voltages at 6.4 kS/s per channel, every
 metric on (basic intervals with harmonics to the 50th, 150-cycle / 10-min / 2-h
 aggregation, every event detector), no sink. Blocks are generated up front so only the
@@ -28,10 +30,11 @@ from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+    block_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
     proc = psutil.Process()
     rss_start = proc.memory_info().rss
     panel = fifteen_channel_panel()
-    source = SimulatedSource(panel, seed=7, duration_s=seconds, block_duration_s=0.1)
+    source = SimulatedSource(panel, seed=7, duration_s=seconds, block_duration_s=block_s)
     blocks = list(source.blocks())
     caps = source.capabilities
     settings = RunSettings(
@@ -61,6 +64,7 @@ def main() -> None:
     rss_peak = proc.memory_info().rss
     print(f"measurement chain, {seconds:.0f} s of signal, {len(caps.channels)} channels "
           f"({len(panel.circuits)} circuits + 3 voltages) at {panel.sample_rate_hz:.0f} S/s, "
+          f"{block_s:g}-s blocks, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"  events + metrics : {seconds / total:7.0f}x real time "
           f"({total / seconds * 100:.2f} % of one core)")
