@@ -70,8 +70,13 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print figures (docs/performance.md), they assert nothing. The InfluxDB
+# ones start their own influxd.
 bench: $(STAMP)
-	@for s in tests/benchmarks/bench_*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done
+	@export INFLUXD="$$(influx/dev/get-influxd.sh | tail -n 1)" && \
+	  for s in tests/benchmarks/bench_*.py; do \
+	    m=$$(basename $$s .py); echo "== $$m"; $(BIN)/python -m tests.benchmarks.$$m || exit 1; \
+	  done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
