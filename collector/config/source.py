@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -104,23 +106,52 @@ class Ads1115SourceConfig(StrictModel):
         return self
 
 
+class Mcp3x08Model(StrEnum):
+    """Which Microchip SAR converter sits on the chip select: same pins, other framing."""
+
+    MCP3008 = "mcp3008"  # 10 bits (DS21295)
+    MCP3208 = "mcp3208"  # 12 bits (DS21298)
+
+
+# Datasheet maximum conversion rates [samples/s] at VDD = 5 V (DS21295 §1, DS21298 §1).
+MCP3X08_MAX_RATE_SPS: Mapping[Mcp3x08Model, float] = MappingProxyType(
+    {Mcp3x08Model.MCP3008: 200_000.0, Mcp3x08Model.MCP3208: 100_000.0})
+
+
 class Mcp3008SourceConfig(StrictModel):
+    model: Mcp3x08Model = Field(
+        default=Mcp3x08Model.MCP3008,
+        description="Converter on the chip select: mcp3008 (10 bits) or mcp3208 (12 bits). "
+        "Both share this section, their pinout and input pairs; the SPI command, the reply "
+        "and the resolution follow the model.",
+    )
     spi_bus: int = Field(default=0, ge=0, le=1, description="SPI bus (/dev/spidevB.D).")
     spi_device: int = Field(default=0, ge=0, le=2, description="Chip select (CE) number.")
     vref_v: float = Field(
         default=3.3,
         gt=0.25,
         le=5.5,
-        description="Reference voltage on VREF [V]: the full scale (MCP3008 datasheet: "
-        "0.25 V..VDD).",
+        description="Reference voltage on VREF [V]: the full scale (MCP3008/MCP3208 "
+        "datasheets: 0.25 V..VDD).",
     )
     sample_rate_hz: float = Field(
         default=8000.0,
         gt=0,
         le=200_000,
         description="Total conversions per second shared by all inputs [Hz] (datasheet "
-        "maximum 200 ksps at 5 V, 75 ksps at 2.7 V).",
+        "maximum at 5 V / 2.7 V: MCP3008 200 / 75 ksps, MCP3208 100 / 50 ksps).",
     )
+
+    @model_validator(mode="after")
+    def _rate_within_model(self) -> Self:
+        limit = MCP3X08_MAX_RATE_SPS[self.model]
+        if self.sample_rate_hz > limit:
+            raise problems_error([LocatedProblem(
+                ("sample_rate_hz",),
+                f"must be <= {limit:g} for model {self.model.value}",
+                format_value(self.sample_rate_hz),
+            )])
+        return self
 
 
 class PzemSourceConfig(StrictModel):
@@ -166,7 +197,8 @@ class SourceConfig(StrictModel):
         default=None, description="Settings when type is ads1115."
     )
     mcp3008: Mcp3008SourceConfig | None = Field(
-        default=None, description="Settings when type is mcp3008."
+        default=None,
+        description="Settings when type is mcp3008 (an MCP3008 or an MCP3208, see model).",
     )
     pzem: PzemSourceConfig | None = Field(default=None, description="Settings when type is pzem.")
 

@@ -1,4 +1,4 @@
-"""An emulated HardwareEnvironment: ADS1115 chips on an I2C bus, an MCP3008 on SPI.
+"""An emulated HardwareEnvironment: ADS1115 chips on I2C, an MCP3008/MCP3208 on SPI.
 
 Tests build it directly; the CLI gets it through the documented hook
 ``GRIDGUARD_HARDWARE_EMULATOR=tests.hardware.emulated:environment`` with the
@@ -14,7 +14,8 @@ scenario in the YAML file named by ``GRIDGUARD_EMULATOR_SCENARIO``::
           2:                     # stages in emulated time (for calibration runs)
             - {until_s: 5, dc_v: 1.66}
             - {dc_v: 1.66, rms_v: 0.3, f_hz: 50.0, phase_deg: -2.0}
-    mcp3008:                     # optional: an MCP3008 on the SPI bus
+    mcp3008:                     # optional: an MCP3008 (or MCP3208) on the SPI bus
+      model: mcp3008             # or mcp3208
       vref_v: 3.3
       inputs: {0: {dc_v: 1.65, rms_v: 1.0, f_hz: 50.0}}
 """
@@ -127,6 +128,7 @@ def environment_from_scenario(data: Mapping[str, Any]) -> EmulatedHardware:
         m = data["mcp3008"]
         mcp = Mcp3008Emulator(
             {int(k): waveform_from_spec(v) for k, v in (m.get("inputs") or {}).items()},
+            model=str(m.get("model", "mcp3008")),
             vref_v=float(m.get("vref_v", 3.3)),
         )
     return EmulatedHardware(chips, mcp3008=mcp)

@@ -1,14 +1,24 @@
-"""An MCP3008 behind spidev's ``xfer2`` (Microchip DS21295, §5 and §6.1).
+"""An MCP3008 or MCP3208 behind spidev's ``xfer2``, emulated bit by bit.
 
-One conversion per transfer, as CS frames it: the controller sends ``0x01`` (start
-bit), then ``SGL/DIFF D2 D1 D0`` in the upper nibble of the second byte, then a
-dummy byte; the chip samples the input during the clocks after the channel bits
-(sample-and-hold) and shifts out a null bit and B9..B0, which land in the low two
-bits of the second reply byte and the whole third byte. Code = floor(1024·Vin/Vref),
-0..1023; pseudo-differential inputs give 0 when IN+ < IN-.
+This is the test oracle for the SPI framing, so it follows the datasheets' serial
+protocol (Microchip DS21295 §5.0 and Figure 6-1 for the MCP3008, DS21298 §5.0 and
+Figure 6-1 for the MCP3208) clock by clock, not the source's byte formulas:
+
+- the first clock with CS low and DIN high is the start bit (clock ``s``);
+- DIN on the next four clocks is SGL/DIFF, D2, D1, D0 (Table 5-2);
+- the input is sampled from the 4th rising edge after the start bit and held at the
+  falling edge of the 5th (clock ``s + 5``);
+- DOUT is high-impedance until then, a null bit (0) at clock ``s + 6``, then the
+  result MSB first: 10 bits (MCP3008) or 12 bits (MCP3208), then zeros.
+
+Code = floor(2^bits·Vin/Vref), clipped to the code range; pseudo-differential
+inputs give 0 when IN+ < IN-. High-impedance DOUT clocks read as 1 here (a floating
+MISO reads anything; ones expose a decoder that does not mask them). A frame whose
+start bit comes too late for the channel bits converts nothing.
 
 Each transfer advances the emulated clock by a host overhead plus its bits at the
-SPI clock.
+SPI clock. Every conversion is logged as (sample instant [s], voltage the chip
+converted [V], code) so tests can check each decoded sample against the truth.
 """
 
 from __future__ import annotations
@@ -20,22 +30,40 @@ import numpy as np
 
 from tests.hardware.ads1115_emulator import EmulatedClock, Waveform
 
-# differential selections D2..D0 -> (IN+, IN-) (DS21295 Table 5-2)
+# differential selections D2..D0 -> (IN+, IN-) (DS21295 and DS21298, Table 5-2)
 DIFF_INPUTS = ((0, 1), (1, 0), (2, 3), (3, 2), (4, 5), (5, 4), (6, 7), (7, 6))
+# result bits per model (DS21295 §1: 10-bit; DS21298 §1: 12-bit)
+RESULT_BITS = {"mcp3008": 10, "mcp3208": 12}
+
+
+def _bits_of(data: Sequence[int]) -> list[int]:
+    return [(byte >> (7 - k)) & 1 for byte in data for k in range(8)]
+
+
+def _bytes_of(bits: Sequence[int]) -> list[int]:
+    return [
+        sum(bit << (7 - k) for k, bit in enumerate(bits[i:i + 8]))
+        for i in range(0, len(bits), 8)
+    ]
 
 
 class Mcp3008Emulator:
-    """An opened ``spidev.SpiDev`` with an MCP3008 on its chip select."""
+    """An opened ``spidev.SpiDev`` with an MCP3008 or MCP3208 on its chip select."""
 
     def __init__(
         self,
         inputs: Mapping[int, Waveform],
         *,
+        model: str = "mcp3008",
         vref_v: float = 3.3,
         clock: EmulatedClock | None = None,
         host_overhead_s: float = 20e-6,
     ) -> None:
+        if model not in RESULT_BITS:
+            raise ValueError(f"model: expected one of {sorted(RESULT_BITS)}, got {model!r}")
         self.inputs = dict(inputs)
+        self.model = model
+        self.bits = RESULT_BITS[model]
         self.vref_v = vref_v
         self.clock = clock or EmulatedClock()
         self.host_overhead_s = host_overhead_s
@@ -43,6 +71,7 @@ class Mcp3008Emulator:
         self.mode = 0
         self.transfers = 0
         self.closed = False
+        self.log: list[tuple[float, float, int]] = []
 
     def _pin(self, ch: int, t: float) -> float:
         wave = self.inputs.get(ch)
@@ -53,25 +82,34 @@ class Mcp3008Emulator:
     def xfer2(self, data: Sequence[int]) -> list[int]:
         if self.closed:
             raise OSError(9, "Bad file descriptor")
-        if len(data) != 3 or data[0] & 0x01 == 0:
-            # not the three-byte framing: the chip never sees a start bit where expected
-            self.clock.advance(self.host_overhead_s + 8 * len(data) / self.max_speed_hz)
-            return [0] * len(data)
-        self.transfers += 1
         t0 = self.clock.monotonic() + self.host_overhead_s
-        # sampling ends on the falling edge of the 4th clock after the start bit;
-        # the start bit is the last bit of byte 0
-        t_sample = t0 + 12 / self.max_speed_hz
-        self.clock.advance(self.host_overhead_s + 24 / self.max_speed_hz)
-        single = bool(data[1] & 0x80)
-        sel = (data[1] >> 4) & 0x7
+        clk_s = 1.0 / self.max_speed_hz
+        self.clock.advance(self.host_overhead_s + 8 * len(data) * clk_s)
+        din = _bits_of(data)
+        dout = [1] * len(din)  # high-impedance until the null bit
+        start = din.index(1) if 1 in din else len(din)  # 0-based clock of the start bit
+        if start + 4 >= len(din):
+            return _bytes_of(dout)  # CS rose before the channel was selected
+        self.transfers += 1
+        single = din[start + 1] == 1
+        sel = (din[start + 2] << 2) | (din[start + 3] << 1) | din[start + 4]
+        # held at the falling edge of the 5th clock after the start bit
+        t_sample = t0 + (start + 6) * clk_s
         if single:
             v = self._pin(sel, t_sample)
         else:
             pos, neg = DIFF_INPUTS[sel]
             v = max(self._pin(pos, t_sample) - self._pin(neg, t_sample), 0.0)
-        code = min(1023, max(0, math.floor(1024.0 * v / self.vref_v)))
-        return [0, (code >> 8) & 0x03, code & 0xFF]
+        n_codes = 1 << self.bits
+        code = min(n_codes - 1, max(0, math.floor(n_codes * v / self.vref_v)))
+        self.log.append((t_sample, v, code))
+        result = [0] + [(code >> (self.bits - 1 - k)) & 1 for k in range(self.bits)]
+        for k, bit in enumerate(result):
+            if start + 6 + k < len(dout):
+                dout[start + 6 + k] = bit
+        for k in range(start + 6 + len(result), len(dout)):
+            dout[k] = 0  # zeros after the LSB while CS stays low
+        return _bytes_of(dout)
 
     def close(self) -> None:
         self.closed = True

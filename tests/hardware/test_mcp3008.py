@@ -28,11 +28,12 @@ def test_command_and_reply_bytes_follow_the_datasheet() -> None:
         command_bytes(None, (1, 2))
 
 
-def _config(rate_hz: float) -> GridGuardConfig:
+def _config(rate_hz: float, model: str = "mcp3008") -> GridGuardConfig:
     return parse_config({
         "site": {"id": "bench"},
         "system": {"type": "single_phase", "nominal_voltage_v": 230, "nominal_frequency_hz": 50},
-        "source": {"type": "mcp3008", "mcp3008": {"vref_v": 3.3, "sample_rate_hz": rate_hz}},
+        "source": {"type": "mcp3008", "mcp3008": {"model": model, "vref_v": 3.3,
+                                                  "sample_rate_hz": rate_hz}},
         "channels": {
             "voltage": [{"id": "v_a", "phase": "A", "adc": {"channel": 0},
                          "sensor": {"type": "zmpt101b", "ratio": 325.0, "zero_v": 1.65}}],
@@ -44,14 +45,15 @@ def _config(rate_hz: float) -> GridGuardConfig:
     })
 
 
-def test_blocks_measure_right_through_the_metrics_engine() -> None:
+@pytest.mark.parametrize("model", ["mcp3008", "mcp3208"])
+def test_blocks_measure_right_through_the_metrics_engine(model: str) -> None:
     f = 50.0
     # 230 V with 3 % third harmonic; 10 A lagging 30° with 20 % third harmonic
     v_pin = sine(1.65, 230 / 325, f, 0.0, {3: (0.03 * 230 / 325, 0.0)})
     i_pin = sine(1.65, 10 / 30, f, -math.radians(30), {3: (2 / 30, 0.0)})
-    chip = Mcp3008Emulator({0: v_pin, 3: i_pin}, vref_v=3.3)
+    chip = Mcp3008Emulator({0: v_pin, 3: i_pin}, model=model, vref_v=3.3)
     env = EmulatedHardware(mcp3008=chip)
-    src = Mcp3008Source(_config(8000.0), hardware=env, duration_s=2.0)
+    src = Mcp3008Source(_config(8000.0, model), hardware=env, duration_s=2.0)
     caps = src.capabilities
     assert caps.waveform is True
     assert [c.rate_hz for c in caps.channels] == [4000.0, 4000.0]
@@ -69,7 +71,7 @@ def test_blocks_measure_right_through_the_metrics_engine() -> None:
     i_true = math.hypot(10, 2)
     p_true = 230 * 10 * math.cos(math.radians(30)) + 0.03 * 230 * 2 * math.cos(
         math.radians(90))  # the 3rd harmonic of I lags 3·30° behind its voltage
-    # 10 bits: one step is 3.2 mV at the pin, 1.05 V / 0.1 A here
+    # 10 bits: one step is 3.2 mV at the pin, 1.05 V / 0.1 A here (12 bits: a quarter)
     for fields in v:
         assert fields["voltage_rms_v"] == pytest.approx(v_true, rel=0.005)
         # 80 samples per cycle: harmonics to the 32nd; the 3rd group holds the 3 %

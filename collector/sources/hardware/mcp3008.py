@@ -1,9 +1,12 @@
-"""MCP3008 on SPI (spidev) as a waveform source: uniform blocks for the full DSP.
+"""MCP3008 or MCP3208 on SPI (spidev) as a waveform source: uniform blocks for the full DSP.
 
-Capability model: a 10-bit successive-approximation converter with a sample-and-hold
-(it samples in ~1.5 clocks, no averaging), 8 single-ended or 4 pseudo-differential
-inputs behind a multiplexer, up to 200 ksps at 5 V / 75 ksps at 2.7 V (Microchip
-DS21295 §1). One SPI transfer per conversion (the chip needs CS toggled for each),
+Capability model: a 10-bit (MCP3008) or 12-bit (MCP3208) successive-approximation
+converter with a sample-and-hold (it samples in ~1.5 clocks, no averaging), 8
+single-ended or 4 pseudo-differential inputs behind a multiplexer, up to 200 ksps at
+5 V / 75 ksps at 2.7 V (MCP3008, Microchip DS21295 §1) or 100 / 50 ksps (MCP3208,
+DS21298 §1). Both chips share the pinout and the input pairs; ``source.mcp3008.model``
+selects the command framing, the reply decoding, the resolution and the SPI clock.
+One SPI transfer per conversion (the chip needs CS toggled for each),
 so the achievable rate is set by the Pi: ~20-40 k transfers/s from Python.
 ``source.mcp3008.sample_rate_hz`` is the *total* rate, shared by the configured
 channels in a fixed round; channel k is sampled ``k / sample_rate_hz`` after the
@@ -20,9 +23,10 @@ never a shifted sample, so the block stays uniform and the gap is counted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,7 +41,7 @@ from collector.calibration.file_format import CalibrationFile
 from collector.calibration.resolve import calibration_for
 from collector.clock import Clock
 from collector.config.models import GridGuardConfig
-from collector.config.source import SourceType
+from collector.config.source import Mcp3x08Model, SourceType
 from collector.model import NS_PER_S, Block, ChannelInfo, SourceCapabilities
 from collector.sources.hardware.environment import (
     HardwareEnvironment,
@@ -53,9 +57,28 @@ from collector.sources.hardware.transfer import (
     transfer_of,
 )
 
-CODES = 1024
-SPI_HZ = 1_350_000  # DS21295 §1: fCLK up to 1.35 MHz at VDD = 2.7 V
 DEFAULT_BLOCK_DURATION_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Mcp3x08Chip:
+    """What differs between the converters that fit the same socket and section."""
+
+    model: Mcp3x08Model
+    bits: int
+    spi_hz: int
+
+    @property
+    def codes(self) -> int:
+        return 1 << self.bits
+
+
+# The SPI clock is each datasheet's limit at VDD = 2.7 V, hence safe at 3.3 V:
+# DS21295 §1 fCLK 1.35 MHz (MCP3008), DS21298 §1 fCLK 1.0 MHz (MCP3208).
+CHIPS: Mapping[Mcp3x08Model, Mcp3x08Chip] = MappingProxyType({
+    Mcp3x08Model.MCP3008: Mcp3x08Chip(Mcp3x08Model.MCP3008, 10, 1_350_000),
+    Mcp3x08Model.MCP3208: Mcp3x08Chip(Mcp3x08Model.MCP3208, 12, 1_000_000),
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,29 +89,51 @@ class Mcp3008Input:
     calibration: ChannelCalibration
 
 
-def command_bytes(single_ended: int | None, differential: tuple[int, int] | None
-                  ) -> tuple[int, int, int]:
-    """The three bytes that start one conversion (DS21295 §6.1, Figure 6-1)."""
+def _selection(single_ended: int | None, differential: tuple[int, int] | None,
+               model: Mcp3x08Model) -> tuple[int, int]:
+    """SGL/DIFF bit and D2..D0 for an input (Table 5-2 of both datasheets)."""
     if single_ended is not None:
         if not 0 <= single_ended <= 7:
             raise ValueError(f"channel: must be 0..7, got {single_ended}")
-        return (0x01, 0x80 | (single_ended << 4), 0x00)
+        return 1, single_ended
     if differential is None:
         raise ValueError("adc: needs channel or differential")
     pos, neg = differential
     if not (0 <= pos <= 7 and neg == pos ^ 1):
         raise ValueError(
-            f"differential: the MCP3008 pairs CH0/CH1, CH2/CH3, CH4/CH5, CH6/CH7, got "
-            f"{[pos, neg]}"
+            f"differential: the {model.value.upper()} pairs CH0/CH1, CH2/CH3, CH4/CH5, "
+            f"CH6/CH7, got {[pos, neg]}"
         )
-    return (0x01, pos << 4, 0x00)  # D2..D0 = IN+ (Table 5-2)
+    return 0, pos  # D2..D0 = IN+
 
 
-def decode_reply(reply: Sequence[int]) -> int:
-    """10-bit code from the reply bytes: B9..B8 in byte 1, B7..B0 in byte 2."""
+def command_bytes(single_ended: int | None, differential: tuple[int, int] | None,
+                  model: Mcp3x08Model = Mcp3x08Model.MCP3008) -> tuple[int, int, int]:
+    """The three bytes that start one conversion on ``model``.
+
+    MCP3008 (DS21295 §6.1, Figure 6-1): seven leading zeros and the start bit in
+    byte 0, SGL/DIFF D2 D1 D0 in the high nibble of byte 1. MCP3208 (DS21298 §6.1,
+    Figure 6-1): the start bit moves three places earlier so that the two extra
+    result bits still end with byte 2: five zeros, start, SGL/DIFF, D2 in byte 0,
+    D1 D0 in the top bits of byte 1.
+    """
+    sgl, sel = _selection(single_ended, differential, model)
+    if model is Mcp3x08Model.MCP3208:
+        return (0x04 | (sgl << 1) | (sel >> 2), (sel & 0x03) << 6, 0x00)
+    return (0x01, (sgl << 7) | (sel << 4), 0x00)
+
+
+def decode_reply(reply: Sequence[int], model: Mcp3x08Model = Mcp3x08Model.MCP3008) -> int:
+    """The code in the reply to :func:`command_bytes` on ``model``.
+
+    MCP3008: B9..B8 in the low 2 bits of byte 1, B7..B0 in byte 2; MCP3208: B11..B8
+    in the low nibble of byte 1, B7..B0 in byte 2. The bits before them (DOUT still
+    high-impedance, then the null bit) are masked off.
+    """
     if len(reply) != 3:
         raise ValueError(f"reply: expected 3 bytes, got {len(reply)}")
-    return ((reply[1] & 0x03) << 8) | (reply[2] & 0xFF)
+    high_mask = 0x0F if model is Mcp3x08Model.MCP3208 else 0x03
+    return ((reply[1] & high_mask) << 8) | (reply[2] & 0xFF)
 
 
 def plan_inputs(
@@ -108,11 +153,11 @@ def plan_inputs(
             raise ValueError(f"channels.{kind}[{idx}].adc: required for an mcp3008 source")
         diff = None if ch.adc.differential is None else (
             ch.adc.differential[0], ch.adc.differential[1])
-        cmd = command_bytes(ch.adc.channel, diff)
+        cmd = command_bytes(ch.adc.channel, diff, src.model)
         transfer = transfer_of(ch)
         cal = calibration_for(ch, cache=cache) if calibrated else IDENTITY
         scale = max([cal.gain] + [g for _, g in cal.gain_points])
-        lsb = src.vref_v / CODES
+        lsb = src.vref_v / CHIPS[src.model].codes
         info = ChannelInfo(
             id=ch.id, quantity=ch.quantity, phase=ch.phase,
             circuit=cfg.circuit_of_channel(ch.id),
@@ -128,12 +173,12 @@ def plan_inputs(
 
 
 class Mcp3008Source:
-    """An MCP3008 as a waveform :class:`~collector.model.Source`.
+    """An MCP3008 or MCP3208 as a waveform :class:`~collector.model.Source`.
 
     Parameters
     ----------
     cfg : GridGuardConfig
-        With ``source.type: mcp3008``.
+        With ``source.type: mcp3008`` (``source.mcp3008.model`` names the chip).
     hardware : HardwareEnvironment | None
         SPI device and clock (default: :func:`hardware_environment`).
     calibrated : bool
@@ -158,6 +203,7 @@ class Mcp3008Source:
             raise ValueError(f"block_duration_s: must be > 0, got {block_duration_s}")
         self.inputs = plan_inputs(cfg, calibrated=calibrated)
         self._vref = src.vref_v
+        self.chip = CHIPS[src.model]
         self._total_hz = src.sample_rate_hz
         self._rate = src.sample_rate_hz / len(self.inputs)
         self._rounds = max(1, round(block_duration_s * self._rate))
@@ -165,7 +211,7 @@ class Mcp3008Source:
         env = hardware or hardware_environment()
         self._clock: Clock = env.clock
         self._spi: SpiDevice = env.spi(src.spi_bus, src.spi_device)
-        self._spi.max_speed_hz = SPI_HZ
+        self._spi.max_speed_hz = self.chip.spi_hz
         self._spi.mode = 0
         self._closed = False
         self.late_conversions = 0
@@ -190,7 +236,7 @@ class Mcp3008Source:
             reply = self._spi.xfer2(list(self.inputs[k].command))
         except OSError:
             return float("nan")
-        return float(decode_reply(reply))
+        return float(decode_reply(reply, self.chip.model))
 
     def _block_codes(self, start_mono: float, first_round: int) -> NDArray[np.float64]:
         n_ch = len(self.inputs)
@@ -210,12 +256,13 @@ class Mcp3008Source:
         return codes
 
     def _to_physical(self, codes: NDArray[np.float64], calibrated: bool) -> NDArray[np.float64]:
-        lsb = self._vref / CODES
+        n_codes = self.chip.codes
+        lsb = self._vref / n_codes
         out = np.empty_like(codes)
         for k, inp in enumerate(self.inputs):
             x = pin_to_physical(codes[k] * lsb, inp.transfer)
             # a code at either end is a rail: report it at full scale so |x| >= full_scale
-            rail = (codes[k] <= 0) | (codes[k] >= CODES - 1)
+            rail = (codes[k] <= 0) | (codes[k] >= n_codes - 1)
             fs = inp.info.full_scale or np.inf
             x = np.where(rail, np.sign(x) * fs / max(inp.calibration.gain, 1e-12), x)
             out[k] = apply_offset_gain(x, inp.calibration) if calibrated else x

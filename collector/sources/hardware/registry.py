@@ -3,7 +3,7 @@
 Two kinds of source come out of here:
 
 - ``waveform``: a :class:`~collector.model.Source` of uniform blocks for the
-  metrics and event engines (MCP3008);
+  metrics and event engines (MCP3008 or MCP3208);
 - ``meter``: a :class:`~.meter.MeterSource` whose ``read()`` returns finished
   Metrics and events (ADS1115 by incoherent sampling, PZEM-004T readings).
 
@@ -69,7 +69,7 @@ HARDWARE_SOURCES: Mapping[SourceType, HardwareSourceEntry] = MappingProxyType({
     SourceType.ADS1115: HardwareSourceEntry(
         "meter", _ads1115, "ADS1115 on I2C: RMS, power, energy over 150/180 cycles"),
     SourceType.MCP3008: HardwareSourceEntry(
-        "waveform", _mcp3008, "MCP3008 on SPI: waveform blocks for the full DSP"),
+        "waveform", _mcp3008, "MCP3008/MCP3208 on SPI: waveform blocks for the full DSP"),
     SourceType.PZEM: HardwareSourceEntry(
         "meter", _pzem, "PZEM-004T v3 meters on Modbus RTU: readings"),
 })
