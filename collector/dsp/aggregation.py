@@ -20,7 +20,7 @@ columns (ratios such as power factor).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -181,8 +181,10 @@ def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accum
         np.fmax(acc.extreme, v),
         np.where(plan.minimum, np.fmin(acc.extreme, v), acc.extreme),
     )
-    return replace(
-        acc,
+    # the constructor, not dataclasses.replace: this runs twice per interval
+    return Accumulator(
+        label_ns=acc.label_ns,
+        start_ns=acc.start_ns,
         end_ns=c.end_ns,
         count=acc.count + 1,
         total=acc.total + contrib,

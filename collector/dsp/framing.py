@@ -117,26 +117,28 @@ def _locked_end(
     prev = boundary
     last_period = 0.0
     dropped = False
+    # plain locals: this loop runs for every crossing of every window
+    min_period, max_period, cycles = config.min_period, config.max_period, config.cycles
     for c in crossings.tolist():
         period = c - prev
-        if period < config.min_period:
+        if period < min_period:
             dropped = True
             continue
-        if period > config.max_period:
+        if period > max_period:
             return None, True, crossings
         if last_period and abs(period - last_period) > _CYCLE_TO_CYCLE * last_period:
             return None, True, crossings
         kept.append(c)
         prev = c
         last_period = period
-        if len(kept) == config.cycles:
+        if len(kept) == cycles:
             break
     remaining = crossings
     if dropped:
         remaining = crossings[np.isin(crossings, kept) | (crossings > prev)]
     if len(kept) == config.cycles:
         return kept[-1], True, remaining
-    if horizon - prev > config.max_period:
+    if horizon - prev > max_period:
         return None, True, remaining
     return None, False, remaining
 

@@ -196,6 +196,14 @@ class RecordLayout:
     plan: AggregationPlan
     int_columns: NDArray[np.intp]
     bool_columns: NDArray[np.intp]
+    # Every record's emitted cells in record order, as flat indices into a
+    # (records, fields) array, and the record boundaries in that sequence; the
+    # int and bool cells among them (positions in the sequence).  to_metrics
+    # converts only these cells to Python objects.
+    emitted_flat: NDArray[np.intp]
+    emitted_bounds: tuple[int, ...]
+    emitted_int: NDArray[np.intp]
+    emitted_bool: NDArray[np.intp]
 
     def col(self, name: str) -> int:
         return self.index[name]
@@ -242,6 +250,11 @@ def build_layout(
             pick = operator.itemgetter(*columns)
         specs.append(RecordSpec(kind, channel, phase, cal, names, columns, pick))
     plan = aggregation_plan([_AGG[f] for f in fields])
+    flat: list[int] = []
+    bounds = [0]
+    for r, spec in enumerate(specs):
+        flat.extend(r * len(fields) + col for col in spec.columns)
+        bounds.append(len(flat))
     return RecordLayout(
         fields=fields,
         index=index,
@@ -249,6 +262,14 @@ def build_layout(
         plan=plan,
         int_columns=np.asarray([index[f] for f in fields if f in INT_FIELDS], dtype=np.intp),
         bool_columns=np.asarray([index[f] for f in fields if f in BOOL_FIELDS], dtype=np.intp),
+        emitted_flat=np.asarray(flat, dtype=np.intp),
+        emitted_bounds=tuple(bounds),
+        emitted_int=np.asarray(
+            [k for k, i in enumerate(flat) if fields[i % len(fields)] in INT_FIELDS], dtype=np.intp
+        ),
+        emitted_bool=np.asarray(
+            [k for k, i in enumerate(flat) if fields[i % len(fields)] in BOOL_FIELDS], dtype=np.intp
+        ),
     )
 
 
@@ -301,18 +322,24 @@ def to_metrics(
     extra: dict[str, float | int | bool | str | None] | None = None,
 ) -> list[Metrics]:
     """One Metrics per record from a (records, fields) array; NaN becomes None."""
-    nan = np.isnan(values)
-    cells = values.astype(object)
-    for cols, kind in ((layout.int_columns, np.int64), (layout.bool_columns, np.bool_)):
-        if cols.size:
-            typed = np.where(nan[:, cols], 0, values[:, cols]).astype(kind).astype(object)
-            cells[:, cols] = typed
-    cells[nan] = None
+    # Only the emitted cells (about half the array) become Python objects, in
+    # one gather and one tolist(); the int/bool and NaN cells are then patched
+    # in place.  Casts as numpy's astype: int truncates, bool is "nonzero".
+    flat = values.ravel()[layout.emitted_flat]
+    nan = np.isnan(flat)
+    cells: list[float | int | bool | None] = flat.tolist()
+    for pos, kind in ((layout.emitted_int, np.int64), (layout.emitted_bool, np.bool_)):
+        if pos.size:
+            typed = np.where(nan[pos], 0, flat[pos]).astype(kind).tolist()
+            for k, v in zip(pos.tolist(), typed, strict=True):
+                cells[k] = v
+    for k in np.flatnonzero(nan).tolist():
+        cells[k] = None
+    bounds = layout.emitted_bounds
     out: list[Metrics] = []
-    for spec, row in zip(layout.records, cells.tolist(), strict=True):
-        cells_row: tuple[float | int | bool | None, ...] = spec.pick(row)  # type: ignore[assignment]
+    for r, spec in enumerate(layout.records):
         fields: dict[str, float | int | bool | str | None] = dict(
-            zip(spec.names, cells_row, strict=True)
+            zip(spec.names, cells[bounds[r] : bounds[r + 1]], strict=True)
         )
         fields["calibration_id"] = spec.calibration_id
         if extra:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -231,8 +232,12 @@ def resample_windows(
             f"x has 0..{x.shape[0] - 1}"
         )
     rows = n_windows * n_out
-    cols = (base[:, None] + np.arange(kernel.taps)[None, :]).ravel()
-    indptr = np.arange(0, rows * kernel.taps + 1, kernel.taps)
+    # 32-bit indices when they fit: half the index memory the product streams
+    # through (the weights and their order, hence the result, are unchanged)
+    fits = max(x.shape[0], rows * kernel.taps) < 2**31
+    index: np.dtype[Any] = np.dtype(np.int32) if fits else np.dtype(np.intp)
+    cols = (base.astype(index)[:, None] + np.arange(kernel.taps, dtype=index)[None, :]).ravel()
+    indptr = np.arange(0, rows * kernel.taps + 1, kernel.taps, dtype=index)
     op = sparse.csr_array((weights.ravel(), cols, indptr), shape=(rows, x.shape[0]))
     y = np.asarray(op @ x)
     return y.reshape(n_windows, n_out, x.shape[1])

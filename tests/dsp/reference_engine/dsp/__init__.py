@@ -1,0 +1,1 @@
+"""Frozen copy of the metrics DSP package, used as a test oracle."""

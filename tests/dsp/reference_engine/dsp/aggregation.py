@@ -1,0 +1,347 @@
+"""Time aggregation of basic-interval values (IEC 61000-4-30 Ed.3, 4.5).
+
+* 150/180 cycles: 15 consecutive basic intervals (:func:`aggregate_cycles`).
+  The count re-synchronises at every 10-min tick: the basic interval that
+  contains the tick ends the running aggregate early, and the next aggregate
+  starts with the following interval (the standard's "overlap 2").
+* 10 min: the basic intervals whose start lies in a clock-aligned 10-min
+  period; the interval that contains the closing tick is the last one
+  ("overlap 1").  Labelled with the tick that opens the period.
+* 2 h: the twelve 10-min values of a clock-aligned 2-h period.
+
+Values are one 2-D array per constituent: rows are records (a channel or a
+circuit phase), columns are fields.  Each column has an aggregation kind:
+RMS-type quantities take ``sqrt(mean(x^2))``, powers and other averages the
+mean, peaks the maximum, counters the sum, cumulative counters the last
+value; NaN ("not available") is left out and an all-NaN column stays NaN.
+Columns of kind ``DERIVED`` are recomputed by the caller from the aggregated
+columns (ratios such as power factor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from collector.model import NS_PER_S
+
+TEN_MINUTES_NS = 600 * NS_PER_S
+TWO_HOURS_NS = 7200 * NS_PER_S
+
+
+class AggKind(IntEnum):
+    """How a field aggregates over time."""
+
+    RMS = 0
+    MEAN = 1
+    MAX = 2
+    MIN = 3
+    SUM = 4
+    LAST = 5
+    DERIVED = 6
+
+
+@dataclass(frozen=True, slots=True)
+class AggregationPlan:
+    """Aggregation kind of every column, as broadcastable masks."""
+
+    kinds: NDArray[np.int8]
+    rms: NDArray[np.bool_]
+    mean: NDArray[np.bool_]
+    maximum: NDArray[np.bool_]
+    minimum: NDArray[np.bool_]
+    total: NDArray[np.bool_]
+    last: NDArray[np.bool_]
+
+
+def aggregation_plan(kinds: list[AggKind] | tuple[AggKind, ...]) -> AggregationPlan:
+    """Masks for a column list of aggregation kinds."""
+    k = np.asarray([int(x) for x in kinds], dtype=np.int8)
+    return AggregationPlan(
+        kinds=k,
+        rms=k == AggKind.RMS,
+        mean=k == AggKind.MEAN,
+        maximum=k == AggKind.MAX,
+        minimum=k == AggKind.MIN,
+        total=k == AggKind.SUM,
+        last=k == AggKind.LAST,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Constituent:
+    """One interval fed to an aggregator.
+
+    Attributes
+    ----------
+    values : NDArray[np.float64]
+        Shape (records, fields); NaN = not available.
+    start_ns, end_ns : int
+        Interval [start, end) [ns since epoch].
+    flagged : bool
+        Overlapped a dip, swell or interruption.
+    contiguous : bool
+        Starts exactly where the previous constituent ended.
+    complete : bool
+        Itself a complete interval (always True for basic intervals).
+    """
+
+    values: NDArray[np.float64]
+    start_ns: int
+    end_ns: int
+    flagged: bool = False
+    contiguous: bool = True
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Accumulator:
+    """Running sums of one aggregate."""
+
+    label_ns: int
+    start_ns: int
+    end_ns: int
+    count: int
+    total: NDArray[np.float64]
+    valid: NDArray[np.int64]
+    extreme: NDArray[np.float64]
+    last: NDArray[np.float64]
+    flagged: bool
+    chained: bool  # no constituent is missing since the aggregate opened
+    constituents_complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A finished aggregate.
+
+    Attributes
+    ----------
+    label_ns : int
+        ``Metrics.time_ns`` of the aggregate: the period's opening tick for
+        10-min / 2-h, the first constituent's start for 150/180 cycles.
+    start_ns, end_ns : int
+        Span actually covered by the constituents [ns].
+    count : int
+        Number of constituents.
+    values : NDArray[np.float64]
+        Aggregated values, (records, fields); DERIVED columns are NaN.
+    flagged : bool
+    complete : bool
+        True when the aggregate covers its whole nominal length with no
+        missing constituent.
+    """
+
+    label_ns: int
+    start_ns: int
+    end_ns: int
+    count: int
+    values: NDArray[np.float64]
+    flagged: bool
+    complete: bool
+
+
+def _contribution(
+    values: NDArray[np.float64], plan: AggregationPlan
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    ok = ~np.isnan(values)
+    v0 = np.where(ok, values, 0.0)
+    return np.where(plan.rms, v0 * v0, v0), ok
+
+
+def open_accumulator(
+    c: Constituent, plan: AggregationPlan, label_ns: int, chained: bool
+) -> Accumulator:
+    """Start an aggregate with its first constituent."""
+    contrib, ok = _contribution(c.values, plan)
+    return Accumulator(
+        label_ns=label_ns,
+        start_ns=c.start_ns,
+        end_ns=c.end_ns,
+        count=1,
+        total=contrib,
+        valid=ok.astype(np.int64),
+        extreme=c.values.copy(),
+        last=c.values.copy(),
+        flagged=c.flagged,
+        chained=chained,
+        constituents_complete=c.complete,
+    )
+
+
+def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accumulator:
+    """Add one constituent."""
+    contrib, ok = _contribution(c.values, plan)
+    v = c.values
+    extreme = np.where(
+        plan.maximum,
+        np.fmax(acc.extreme, v),
+        np.where(plan.minimum, np.fmin(acc.extreme, v), acc.extreme),
+    )
+    return replace(
+        acc,
+        end_ns=c.end_ns,
+        count=acc.count + 1,
+        total=acc.total + contrib,
+        valid=acc.valid + ok,
+        extreme=extreme,
+        last=np.where(ok, v, acc.last),
+        flagged=acc.flagged or c.flagged,
+        chained=acc.chained and c.contiguous,
+        constituents_complete=acc.constituents_complete and c.complete,
+    )
+
+
+def finalize(acc: Accumulator, plan: AggregationPlan) -> NDArray[np.float64]:
+    """Aggregated values; DERIVED columns are NaN for the caller to fill."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(acc.valid > 0, acc.total / acc.valid, np.nan)
+    out = np.full(acc.total.shape, np.nan)
+    out = np.where(plan.rms, np.sqrt(np.where(plan.rms, mean, 0.0)), out)
+    out = np.where(plan.mean, mean, out)
+    out = np.where(plan.total, np.where(acc.valid > 0, acc.total, np.nan), out)
+    out = np.where(plan.maximum | plan.minimum, acc.extreme, out)
+    out = np.where(plan.last, acc.last, out)
+    return np.asarray(out)
+
+
+def contains_tick(start_ns: int, end_ns: int, period_ns: int) -> bool:
+    """True when a clock tick (multiple of ``period_ns``) lies in (start, end]."""
+    return start_ns // period_ns != end_ns // period_ns
+
+
+@dataclass(frozen=True, slots=True)
+class CycleAggregatorState:
+    """State of :func:`aggregate_cycles`."""
+
+    acc: Accumulator | None = None
+
+
+def _close(acc: Accumulator, plan: AggregationPlan, complete: bool) -> Aggregate:
+    return Aggregate(
+        label_ns=acc.label_ns,
+        start_ns=acc.start_ns,
+        end_ns=acc.end_ns,
+        count=acc.count,
+        values=finalize(acc, plan),
+        flagged=acc.flagged,
+        complete=complete,
+    )
+
+
+def aggregate_cycles(
+    c: Constituent,
+    state: CycleAggregatorState,
+    plan: AggregationPlan,
+    intervals: int = 15,
+    tick_ns: int = TEN_MINUTES_NS,
+) -> tuple[list[Aggregate], CycleAggregatorState]:
+    """150/180-cycle aggregation of basic intervals, re-synchronised at ticks.
+
+    Parameters
+    ----------
+    c : Constituent
+        The next basic interval.
+    state : CycleAggregatorState
+    plan : AggregationPlan
+    intervals : int
+        Basic intervals per aggregate (15 = 150 cycles at 50 Hz, 180 at 60 Hz).
+    tick_ns : int
+        Re-synchronisation period [ns] (10 min).
+
+    Returns
+    -------
+    done : list[Aggregate]
+        Aggregates completed by this interval; ``complete`` is True for a
+        full, gap-free set of ``intervals``.
+    state : CycleAggregatorState
+    """
+    done: list[Aggregate] = []
+    acc = state.acc
+    if acc is not None and not c.contiguous:
+        done.append(_close(acc, plan, complete=False))
+        acc = None
+    acc = open_accumulator(c, plan, c.start_ns, True) if acc is None else accumulate(acc, c, plan)
+    if acc.count >= intervals or contains_tick(c.start_ns, c.end_ns, tick_ns):
+        done.append(_close(acc, plan, complete=acc.count == intervals and acc.chained))
+        acc = None
+    return done, CycleAggregatorState(acc)
+
+
+def close_cycles(
+    state: CycleAggregatorState, plan: AggregationPlan
+) -> tuple[list[Aggregate], CycleAggregatorState]:
+    """Emit the running 150/180-cycle aggregate as incomplete (flush or restart)."""
+    if state.acc is None:
+        return [], state
+    return [_close(state.acc, plan, complete=False)], CycleAggregatorState()
+
+
+@dataclass(frozen=True, slots=True)
+class ClockAggregatorState:
+    """State of :func:`aggregate_clock`.
+
+    Attributes
+    ----------
+    acc : Accumulator | None
+        The open period.
+    after_tick : bool
+        The previous period was closed by the constituent containing its
+        closing tick, so the next constituent starts the new period on time.
+    """
+
+    acc: Accumulator | None = None
+    after_tick: bool = False
+
+
+def aggregate_clock(
+    c: Constituent, state: ClockAggregatorState, plan: AggregationPlan, period_ns: int
+) -> tuple[list[Aggregate], ClockAggregatorState]:
+    """Clock-aligned aggregation (10 min from basic intervals, 2 h from 10 min).
+
+    A constituent belongs to the period that holds its start; the constituent
+    that contains the closing tick is the last of its period.
+
+    Parameters
+    ----------
+    c : Constituent
+    state : ClockAggregatorState
+    plan : AggregationPlan
+    period_ns : int
+        Period [ns]: 600 s or 7200 s.
+
+    Returns
+    -------
+    done : list[Aggregate]
+        Closed periods, labelled with their opening tick.  ``complete`` when
+        the period was entered on time, no constituent is missing or
+        incomplete and its closing tick was reached.
+    state : ClockAggregatorState
+    """
+    done: list[Aggregate] = []
+    acc = state.acc
+    after_tick = state.after_tick
+    label = (c.start_ns // period_ns) * period_ns
+    if acc is not None and acc.label_ns != label:
+        done.append(_close(acc, plan, complete=False))
+        acc, after_tick = None, False
+    if acc is None:
+        acc = open_accumulator(c, plan, label, chained=after_tick and c.contiguous)
+    else:
+        acc = accumulate(acc, c, plan)
+    if contains_tick(c.start_ns, c.end_ns, period_ns):
+        done.append(_close(acc, plan, complete=acc.chained and acc.constituents_complete))
+        return done, ClockAggregatorState(None, after_tick=True)
+    return done, ClockAggregatorState(acc, after_tick=after_tick)
+
+
+def close_clock(
+    state: ClockAggregatorState, plan: AggregationPlan
+) -> tuple[list[Aggregate], ClockAggregatorState]:
+    """Emit the open period as incomplete (flush)."""
+    if state.acc is None:
+        return [], ClockAggregatorState()
+    return [_close(state.acc, plan, complete=False)], ClockAggregatorState()

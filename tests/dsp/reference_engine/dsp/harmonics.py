@@ -1,0 +1,151 @@
+"""Harmonic groups and THD per IEC 61000-4-7 Ed.2 (Class I instruments).
+
+The spectra come from windows resampled to exactly ``N`` cycles (N = 10 at
+50 Hz, 12 at 60 Hz), so bin ``k`` is at ``k * f / N`` (5 Hz spacing) and the
+harmonic of order ``n`` sits exactly in bin ``n * N``.  The harmonic group of
+order ``n`` gathers the harmonic and the inter-harmonic energy around it
+(the harmonic group G_g,n of IEC 61000-4-7)::
+
+    G_n^2 = C_{k-N/2}^2 / 2 + sum_{i=-N/2+1}^{N/2-1} C_{k+i}^2 + C_{k+N/2}^2 / 2,  k = n * N
+
+with ``C`` the RMS value of each spectral line.  The bins on the boundary
+between two groups count half to each, so the groups tile the spectrum.
+
+THD here is the group total harmonic distortion THDG of IEC 61000-4-7:
+``sqrt(sum_{n=2}^{H} G_n^2) / G_1``, with H = 50 or the highest order the
+sampling supports.
+
+Arrays are laid out (windows, bins, channels): one FFT and one reshape serve
+every channel and every window of a block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from collector.nomenclature import HARMONIC_MAX_ORDER
+from tests.dsp.reference_engine.dsp.resample import PASSBAND_EDGE
+
+# Highest deviation of the fundamental, as a ratio, for which the supported
+# orders must still lie inside the interpolator's pass band.
+_FREQUENCY_MARGIN = 1.015
+# THD is only reported when the groups reach this order: IEC 61000-2-2 and
+# EN 50160 define THD up to the 40th, and fewer orders would understate it.
+THD_MIN_ORDER = 40
+
+
+def harmonic_max_order(fs_hz: float, nominal_frequency_hz: float, samples_per_cycle: int) -> int:
+    """Highest harmonic order a source and the resampler can honestly measure.
+
+    Parameters
+    ----------
+    fs_hz : float
+        ADC sample rate per channel [Hz].
+    nominal_frequency_hz : float
+        Nominal fundamental [Hz].
+    samples_per_cycle : int
+        Samples per cycle after synchronous resampling.
+
+    Returns
+    -------
+    int
+        Order ``n`` with ``n * f * 1.015 <= 0.41 * fs`` (interpolator pass band,
+        allowing for the fundamental to run 1.5 % high), and whose group fits
+        below the resampled Nyquist; capped at 50.  0 when not even the
+        fundamental qualifies.
+    """
+    by_fs = math.floor(PASSBAND_EDGE * fs_hz / (nominal_frequency_hz * _FREQUENCY_MARGIN))
+    by_resampling = math.floor(samples_per_cycle / 2 - 0.5)
+    return max(0, min(HARMONIC_MAX_ORDER, by_fs, by_resampling))
+
+
+def harmonic_groups_rms(
+    spectra: NDArray[np.complex128], n_samples: int, cycles: int, orders: int
+) -> NDArray[np.float64]:
+    """RMS of harmonic groups 1..``orders``.
+
+    Parameters
+    ----------
+    spectra : NDArray[np.complex128]
+        ``rfft`` of synchronised windows along axis 1, shape (W, K, C).
+    n_samples : int
+        Samples per window the FFT was taken over.
+    cycles : int
+        Fundamental cycles per window (N, even).
+    orders : int
+        Groups to compute; needs ``orders * N + N/2 < K``.
+
+    Returns
+    -------
+    NDArray[np.float64]
+        Group RMS values [unit of the signal], shape (W, orders, C).
+    """
+    if cycles % 2:
+        raise ValueError(f"cycles: must be even (10 or 12), got {cycles}")
+    half = cycles // 2
+    n_bins = spectra.shape[1]
+    if orders < 1 or orders * cycles + half >= n_bins:
+        raise ValueError(
+            f"orders: must be in 1..{(n_bins - 1 - half) // cycles} for {n_bins} bins, got {orders}"
+        )
+    used = spectra[:, : orders * cycles + half + 1, :]
+    power = used.real**2 + used.imag**2
+    first = cycles - half + 1
+    block = power[:, first : first + orders * cycles, :]
+    inner = block.reshape(power.shape[0], orders, cycles, power.shape[2]).sum(axis=2)
+    centres = np.arange(1, orders + 1) * cycles
+    upper = power[:, centres + half, :]
+    lower = power[:, centres - half, :]
+    group_power = inner - 0.5 * upper + 0.5 * lower
+    # a line A*cos(...) gives |X| = A*n/2 in an n-point rfft; its RMS is A/sqrt(2)
+    return np.asarray(np.sqrt(np.maximum(group_power, 0.0) * (2.0 / n_samples**2)))
+
+
+def thd_pct(groups_rms: NDArray[np.float64], orders: int) -> NDArray[np.float64]:
+    """Group total harmonic distortion THDG.
+
+    Parameters
+    ----------
+    groups_rms : NDArray[np.float64]
+        Group RMS values with orders on axis 1, shape (W, H, C) or (R, H).
+    orders : int
+        Highest order to include (<= H).
+
+    Returns
+    -------
+    NDArray[np.float64]
+        ``100 * sqrt(sum_{n=2}^{orders} G_n^2) / G_1`` [%]; NaN where G_1 is 0.
+    """
+    g = np.asarray(groups_rms, dtype=np.float64)
+    distortion = np.sqrt(np.sum(g[:, 1:orders] ** 2, axis=1))
+    fundamental = g[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 * distortion / fundamental
+    return np.where(fundamental > 0, out, np.nan)
+
+
+def fundamental_phasor(
+    spectra: NDArray[np.complex128], n_samples: int, cycles: int
+) -> NDArray[np.complex128]:
+    """Complex RMS phasor of the fundamental (synchronous DFT bin ``k = N``).
+
+    Parameters
+    ----------
+    spectra : NDArray[np.complex128]
+        ``rfft`` of synchronised windows along axis 1, shape (W, K, C).
+    n_samples : int
+        Samples per window.
+    cycles : int
+        Fundamental cycles per window (the bin of the fundamental).
+
+    Returns
+    -------
+    NDArray[np.complex128]
+        Shape (W, C); magnitude is the RMS of the fundamental line [unit of
+        the signal], angle is its phase at the window start (cosine
+        reference) [rad].
+    """
+    return np.asarray(spectra[:, cycles, :] * (math.sqrt(2.0) / n_samples))

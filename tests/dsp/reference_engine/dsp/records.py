@@ -1,0 +1,321 @@
+"""Which fields each metrics record carries, how each aggregates, and the ratios.
+
+The engine computes one 2-D array per basic interval: a row per record (a
+voltage channel, a circuit phase, a circuit total, the polyphase system, a
+residual-current channel) and a column per field name of
+``collector.nomenclature``.  NaN means "not available" and becomes None in
+:class:`collector.model.Metrics`.  Keeping every record in one array lets the
+aggregators work on all of them with a handful of numpy operations.
+
+Ratios (crest factor, THD, power factors, frequency) are *derived*: they are
+recomputed from the aggregated primary columns by :func:`derive`, for the
+basic interval and for every aggregate alike, so an aggregated power factor
+is ``mean(P) / mean(S)`` and an aggregated frequency is whole cycles over
+their total duration.  Columns whose name starts with ``_`` are hidden
+helpers of those ratios and are never emitted.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from collector.model import Metrics
+from collector.nomenclature import HARMONIC_MAX_ORDER, harmonic_field
+from tests.dsp.reference_engine.dsp.aggregation import AggKind, AggregationPlan, aggregation_plan
+from tests.dsp.reference_engine.dsp.harmonics import THD_MIN_ORDER
+
+# Quality fields this module adds beyond collector.nomenclature (proposed for
+# the nomenclature table; see docs/measurement.md).
+FREQUENCY_LOCKED = "frequency_locked"  # window synchronised to measured cycles
+SKEW_CORRECTION_US = "skew_correction_us"  # current-vs-voltage timing correction applied
+INTERVAL_COMPLETE = "interval_complete"  # aggregate covers its nominal length
+BASIC_INTERVALS = "basic_intervals"  # basic intervals in an aggregate
+
+# hidden helper columns
+P1 = "_p1_w"  # fundamental active power, for the displacement power factor
+CYCLES = "_cycles"  # measured whole cycles (0 for windows that were not locked)
+LOCKED_S = "_locked_s"  # duration of the locked windows [s]
+COUNT = "_basic_intervals"
+
+VOLTAGE_HARMONICS = tuple(harmonic_field("voltage", n) for n in range(1, HARMONIC_MAX_ORDER + 1))
+CURRENT_HARMONICS = tuple(harmonic_field("current", n) for n in range(1, HARMONIC_MAX_ORDER + 1))
+
+_COMMON_HIDDEN = (CYCLES, LOCKED_S, COUNT)
+
+VOLTAGE_FIELDS: tuple[str, ...] = (
+    "voltage_rms_v",
+    "voltage_peak_v",
+    "voltage_crest_factor",
+    "voltage_fundamental_v",
+    "voltage_thd_pct",
+    *VOLTAGE_HARMONICS,
+    "frequency_hz",
+    "samples_per_cycle",
+    "missing_samples",
+    "clipped_samples",
+    "harmonics_max_order",
+    FREQUENCY_LOCKED,
+)
+
+_POWER_FIELDS = (
+    "power_active_w",
+    "power_apparent_va",
+    "power_reactive_var",
+    "power_nonactive_var",
+    "power_factor",
+    "power_factor_displacement",
+    "energy_import_wh",
+    "energy_export_wh",
+)
+
+CIRCUIT_PHASE_FIELDS: tuple[str, ...] = (
+    "voltage_rms_v",
+    "current_rms_a",
+    "current_peak_a",
+    "current_crest_factor",
+    "current_fundamental_a",
+    "current_thd_pct",
+    *CURRENT_HARMONICS,
+    *_POWER_FIELDS,
+    "frequency_hz",
+    "samples_per_cycle",
+    "missing_samples",
+    "clipped_samples",
+    "harmonics_max_order",
+    FREQUENCY_LOCKED,
+    SKEW_CORRECTION_US,
+)
+
+CIRCUIT_TOTAL_FIELDS: tuple[str, ...] = (
+    *_POWER_FIELDS,
+    "frequency_hz",
+    "missing_samples",
+    "clipped_samples",
+    FREQUENCY_LOCKED,
+)
+
+SYSTEM_FIELDS: tuple[str, ...] = (
+    "voltage_unbalance_neg_pct",
+    "voltage_unbalance_zero_pct",
+    "neutral_voltage_divergence_pct",
+    "frequency_hz",
+    "missing_samples",
+    FREQUENCY_LOCKED,
+)
+
+RESIDUAL_FIELDS: tuple[str, ...] = (
+    "residual_current_a",
+    "current_peak_a",
+    "frequency_hz",
+    "samples_per_cycle",
+    "missing_samples",
+    "clipped_samples",
+    FREQUENCY_LOCKED,
+)
+
+_AGG: dict[str, AggKind] = {
+    "voltage_rms_v": AggKind.RMS,
+    "voltage_peak_v": AggKind.MAX,
+    "voltage_crest_factor": AggKind.DERIVED,
+    "voltage_fundamental_v": AggKind.RMS,
+    "voltage_thd_pct": AggKind.DERIVED,
+    "current_rms_a": AggKind.RMS,
+    "current_peak_a": AggKind.MAX,
+    "current_crest_factor": AggKind.DERIVED,
+    "current_fundamental_a": AggKind.RMS,
+    "current_thd_pct": AggKind.DERIVED,
+    "power_active_w": AggKind.MEAN,
+    "power_apparent_va": AggKind.MEAN,
+    "power_reactive_var": AggKind.MEAN,
+    "power_nonactive_var": AggKind.MEAN,
+    "power_factor": AggKind.DERIVED,
+    "power_factor_displacement": AggKind.DERIVED,
+    "energy_import_wh": AggKind.LAST,
+    "energy_export_wh": AggKind.LAST,
+    "frequency_hz": AggKind.DERIVED,
+    "samples_per_cycle": AggKind.MEAN,
+    "missing_samples": AggKind.SUM,
+    "clipped_samples": AggKind.SUM,
+    "harmonics_max_order": AggKind.MIN,
+    FREQUENCY_LOCKED: AggKind.MIN,
+    SKEW_CORRECTION_US: AggKind.MEAN,
+    "voltage_unbalance_neg_pct": AggKind.RMS,
+    "voltage_unbalance_zero_pct": AggKind.RMS,
+    "current_unbalance_neg_pct": AggKind.RMS,
+    "residual_current_a": AggKind.RMS,
+    "neutral_voltage_divergence_pct": AggKind.MEAN,
+    P1: AggKind.MEAN,
+    CYCLES: AggKind.SUM,
+    LOCKED_S: AggKind.SUM,
+    COUNT: AggKind.SUM,
+}
+_AGG.update({name: AggKind.RMS for name in VOLTAGE_HARMONICS + CURRENT_HARMONICS})
+
+INT_FIELDS = frozenset(
+    {"missing_samples", "clipped_samples", "harmonics_max_order", BASIC_INTERVALS}
+)
+BOOL_FIELDS = frozenset({FREQUENCY_LOCKED})
+
+
+class RecordKind(StrEnum):
+    """What a row of the values array describes."""
+
+    VOLTAGE = "voltage"
+    CIRCUIT_PHASE = "circuit_phase"
+    CIRCUIT_TOTAL = "circuit_total"
+    SYSTEM = "system"
+    RESIDUAL = "residual"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSpec:
+    """One row: identity, constant fields and the columns it emits."""
+
+    kind: RecordKind
+    channel: str
+    phase: str | None
+    calibration_id: str | None
+    names: tuple[str, ...]
+    columns: tuple[int, ...]
+    pick: Callable[[Sequence[object]], tuple[object, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordLayout:
+    """All rows and columns of the per-interval values array."""
+
+    fields: tuple[str, ...]
+    index: dict[str, int]
+    records: tuple[RecordSpec, ...]
+    plan: AggregationPlan
+    int_columns: NDArray[np.intp]
+    bool_columns: NDArray[np.intp]
+
+    def col(self, name: str) -> int:
+        return self.index[name]
+
+    def cols(self, names: Sequence[str]) -> NDArray[np.intp]:
+        return np.asarray([self.index[n] for n in names], dtype=np.intp)
+
+    def empty(self, n_windows: int) -> NDArray[np.float64]:
+        """All-NaN values, shape (n_windows, records, fields)."""
+        return np.full((n_windows, len(self.records), len(self.fields)), np.nan)
+
+
+def build_layout(
+    rows: Sequence[tuple[RecordKind, str, str | None, str | None, tuple[str, ...]]],
+) -> RecordLayout:
+    """Layout from (kind, channel, phase, calibration_id, field names) per row."""
+    order: dict[str, None] = {}
+    for *_, names in rows:
+        order.update(dict.fromkeys(names))
+    order.update(dict.fromkeys((P1, *_COMMON_HIDDEN)))
+    fields = tuple(order)
+    unknown = [f for f in fields if f not in _AGG]
+    if unknown:
+        raise ValueError(f"rows: no aggregation rule for fields {unknown}")
+    index = {name: k for k, name in enumerate(fields)}
+    for group in (VOLTAGE_HARMONICS, CURRENT_HARMONICS):
+        if group[0] in index and [index[n] for n in group] != list(
+            range(index[group[0]], index[group[0]] + len(group))
+        ):
+            raise ValueError(
+                f"rows: harmonic fields {group[0]}.. must be listed together, in order"
+            )
+    specs = []
+    for kind, channel, phase, cal, names in rows:
+        columns = tuple(index[n] for n in names)
+        pick: Callable[[Sequence[object]], tuple[object, ...]]
+        if len(columns) == 1:
+            col = columns[0]
+
+            def pick(row: Sequence[object], col: int = col) -> tuple[object, ...]:
+                return (row[col],)
+
+        else:
+            pick = operator.itemgetter(*columns)
+        specs.append(RecordSpec(kind, channel, phase, cal, names, columns, pick))
+    plan = aggregation_plan([_AGG[f] for f in fields])
+    return RecordLayout(
+        fields=fields,
+        index=index,
+        records=tuple(specs),
+        plan=plan,
+        int_columns=np.asarray([index[f] for f in fields if f in INT_FIELDS], dtype=np.intp),
+        bool_columns=np.asarray([index[f] for f in fields if f in BOOL_FIELDS], dtype=np.intp),
+    )
+
+
+def derive(values: NDArray[np.float64], layout: RecordLayout, harmonic_orders: int) -> None:
+    """Fill the DERIVED columns of ``values`` (..., records, fields) in place.
+
+    ``harmonic_orders`` is the highest supported order; THD is left NaN when
+    it is below 40.
+    """
+    c = layout.index
+    v = values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for peak, rms_name, crest in (
+            ("voltage_peak_v", "voltage_rms_v", "voltage_crest_factor"),
+            ("current_peak_a", "current_rms_a", "current_crest_factor"),
+        ):
+            if crest in c:
+                r = v[..., c[rms_name]]
+                v[..., c[crest]] = np.where(r > 0, v[..., c[peak]] / r, np.nan)
+        for quantity, thd in (("voltage", "voltage_thd_pct"), ("current", "current_thd_pct")):
+            if thd not in c:
+                continue
+            if harmonic_orders < THD_MIN_ORDER:
+                v[..., c[thd]] = np.nan
+                continue
+            first = c[harmonic_field(quantity, 1)]
+            # harmonic columns of one quantity are contiguous and in order
+            groups = v[..., first : first + harmonic_orders]
+            g1 = groups[..., 0]
+            dist = np.sqrt(np.sum(groups[..., 1:] ** 2, axis=-1))
+            v[..., c[thd]] = np.where(g1 > 0, 100.0 * dist / g1, np.nan)
+        if "power_factor" in c:
+            p = v[..., c["power_active_w"]]
+            s = v[..., c["power_apparent_va"]]
+            v[..., c["power_factor"]] = np.where(s > 0, p / s, np.nan)
+            p1 = v[..., c[P1]]
+            s1 = np.hypot(p1, v[..., c["power_reactive_var"]])
+            v[..., c["power_factor_displacement"]] = np.where(s1 > 0, p1 / s1, np.nan)
+        cycles = v[..., c[CYCLES]]
+        seconds = v[..., c[LOCKED_S]]
+        v[..., c["frequency_hz"]] = np.where(seconds > 0, cycles / seconds, np.nan)
+
+
+def to_metrics(
+    values: NDArray[np.float64],
+    layout: RecordLayout,
+    time_ns: int,
+    interval: str,
+    flagged: bool,
+    extra: dict[str, float | int | bool | str | None] | None = None,
+) -> list[Metrics]:
+    """One Metrics per record from a (records, fields) array; NaN becomes None."""
+    nan = np.isnan(values)
+    cells = values.astype(object)
+    for cols, kind in ((layout.int_columns, np.int64), (layout.bool_columns, np.bool_)):
+        if cols.size:
+            typed = np.where(nan[:, cols], 0, values[:, cols]).astype(kind).astype(object)
+            cells[:, cols] = typed
+    cells[nan] = None
+    out: list[Metrics] = []
+    for spec, row in zip(layout.records, cells.tolist(), strict=True):
+        cells_row: tuple[float | int | bool | None, ...] = spec.pick(row)  # type: ignore[assignment]
+        fields: dict[str, float | int | bool | str | None] = dict(
+            zip(spec.names, cells_row, strict=True)
+        )
+        fields["calibration_id"] = spec.calibration_id
+        if extra:
+            fields.update(extra)
+        out.append(Metrics(time_ns, interval, spec.channel, spec.phase, fields, flagged))
+    return out

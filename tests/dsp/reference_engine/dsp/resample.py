@@ -1,0 +1,238 @@
+"""Synchronous resampling: each window becomes exactly ``cycles * M`` samples.
+
+A basic-interval window spans a whole number of cycles of the measured
+fundamental but a fractional number of ADC samples.  Resampling it to ``M``
+samples per cycle (``M`` a power of two) makes the DFT bins fall exactly on
+the harmonic and inter-harmonic frequencies (5 Hz apart), as IEC 61000-4-7
+requires, without spectral leakage from the window edges.
+
+The interpolator is a windowed sinc (Kaiser window, ``taps`` samples of
+support) tabulated at ``phases`` fractional positions (nearest position; with
+2048 phases the timing error is below 1/4096 sample).  Resampling is one
+sparse matrix product for all channels and windows of a block.
+
+Cost is proportional to the taps, so the kernel is short (22 taps, beta 8)
+and its known pass-band droop (-0.07 dB at 0.41 fs, -1 dB at 0.45 fs) is
+undone in the frequency domain by :func:`equalize_spectra`: the continuous
+reconstruction has the spectrum ``X(f) H(f)``, so dividing each line by
+``H(f)`` is exact for the wanted band whatever the resampling ratio.
+
+What cannot be undone are the images of the input at ``fs - f``, ``fs + f``
+...  Those of the fundamental and the low harmonics fall in 0.9-1.1 fs and
+1.9-2.1 fs, attenuated by more than 92 dB; those of the higher (small)
+harmonics fall in 0.6-0.9 fs, attenuated by more than 50 dB.  When the
+resampling ratio is 1 (6400 Hz at exactly 50 Hz: 128 samples per cycle in and
+out) the image of a line at ``f`` folds back onto ``f`` itself, so a harmonic
+at the reported limit of 0.41 fs can be off by |H(fs - f)| / |H(f)| = 0.85 %
+(0.06 % at the 50th harmonic of 50 Hz sampled at 6400 Hz).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+# Highest frequency, as a fraction of the input sample rate, that is reported
+# (after equalisation); harmonic orders above it are not.
+PASSBAND_EDGE = 0.41
+# Lines up to this frequency are equalised; above it the droop is steep and
+# equalising would mostly amplify noise near Nyquist.
+_EQUALIZED_EDGE = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class InterpolationKernel:
+    """A tabulated windowed-sinc interpolator.
+
+    Attributes
+    ----------
+    taps : int
+        Input samples per output sample (even).
+    beta : float
+        Kaiser window shape parameter.
+    phases : int
+        Fractional positions tabulated between two input samples.
+    table : NDArray[np.float64]
+        Weights, shape (phases + 1, taps); row ``q`` is for fraction q/phases.
+    inverse_response : NDArray[np.float64]
+        ``1 / |H(f)|`` on ``f = k / (2 * (len - 1))``, 0..0.5 cycles/sample,
+        set to 1 above the equalised band.
+    """
+
+    taps: int
+    beta: float
+    phases: int
+    table: NDArray[np.float64]
+    inverse_response: NDArray[np.float64]
+
+    @property
+    def half(self) -> int:
+        """Samples needed before ``floor(p)`` (``taps/2 - 1``); ``taps/2`` after it."""
+        return self.taps // 2 - 1
+
+
+def _kaiser_sinc(u: NDArray[np.float64], taps: int, beta: float) -> NDArray[np.float64]:
+    inside = np.clip(1.0 - (2.0 * u / taps) ** 2, 0.0, None)
+    window = np.i0(beta * np.sqrt(inside)) / np.i0(beta)
+    return np.asarray(np.sinc(u) * window, dtype=np.float64)
+
+
+def interpolation_kernel(
+    taps: int = 22, beta: float = 8.0, phases: int = 2048
+) -> InterpolationKernel:
+    """Tabulate a Kaiser-windowed sinc interpolator.
+
+    Parameters
+    ----------
+    taps : int
+        Support in input samples; even, >= 4.
+    beta : float
+        Kaiser shape parameter.
+    phases : int
+        Table resolution per input sample.
+    """
+    if taps < 4 or taps % 2:
+        raise ValueError(f"taps: must be an even number >= 4, got {taps}")
+    if phases < 2:
+        raise ValueError(f"phases: must be >= 2, got {phases}")
+    frac = np.arange(phases + 1) / phases
+    offsets = np.arange(taps) - (taps // 2 - 1)
+    table = _kaiser_sinc(offsets[None, :] - frac[:, None], taps, beta)
+    # unit DC gain at every phase, so a constant is reproduced exactly
+    table /= table.sum(axis=1, keepdims=True)
+    grid = np.linspace(0.0, 0.5, 1025)
+    response = _table_response(table, taps, phases, grid)
+    inverse = np.where(grid <= _EQUALIZED_EDGE, 1.0 / response, 1.0)
+    return InterpolationKernel(
+        taps=taps, beta=beta, phases=phases, table=table, inverse_response=inverse
+    )
+
+
+def _table_response(
+    table: NDArray[np.float64], taps: int, phases: int, f: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    # The table samples the (normalised) continuous kernel at u = t - q/phases.
+    # Every ``stride``-th row samples it 1/32 sample apart, plenty for a smooth
+    # kernel evaluated below 2 cycles/sample, and keeps this fast.
+    stride = max(1, phases // 32)
+    rows = np.arange(0, phases, stride)
+    offsets = np.arange(taps) - (taps // 2 - 1)
+    u = (offsets[None, :] - (rows / phases)[:, None]).ravel()
+    h = table[rows].ravel()
+    return np.asarray(np.abs(np.cos(2.0 * math.pi * f[:, None] * u[None, :]) @ h) * stride / phases)
+
+
+def kernel_response(
+    kernel: InterpolationKernel, f_per_sample: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Magnitude response of the continuous-time interpolation kernel.
+
+    Parameters
+    ----------
+    kernel : InterpolationKernel
+    f_per_sample : NDArray[np.float64]
+        Frequencies as a fraction of the input sample rate [cycles/sample].
+
+    Returns
+    -------
+    NDArray[np.float64]
+        |H(f)| [1]; 1 is perfect, and an image at ``fs - f`` is scaled by
+        ``|H(1 - f)|``.
+    """
+    f = np.atleast_1d(np.asarray(f_per_sample, dtype=np.float64))
+    return _table_response(kernel.table, kernel.taps, kernel.phases, f)
+
+
+def equalize_spectra(
+    spectra: NDArray[np.complex128],
+    window_samples: NDArray[np.float64],
+    kernel: InterpolationKernel,
+) -> NDArray[np.complex128]:
+    """Undo the interpolator's pass-band droop on resampled-window spectra.
+
+    Parameters
+    ----------
+    spectra : NDArray[np.complex128]
+        ``rfft`` of resampled windows along axis 1, shape (W, K, C).
+    window_samples : NDArray[np.float64]
+        Length of each window in input samples, shape (W,); line ``m`` is at
+        ``m / window_samples`` cycles per input sample.
+    kernel : InterpolationKernel
+
+    Returns
+    -------
+    NDArray[np.complex128]
+        Equalised spectra (a new array).
+    """
+    grid = np.linspace(0.0, 0.5, kernel.inverse_response.size)
+    f = np.arange(spectra.shape[1])[None, :] / np.asarray(window_samples, dtype=np.float64)[:, None]
+    gain = np.interp(f, grid, kernel.inverse_response, right=1.0)
+    return np.asarray(spectra * gain[:, :, None])
+
+
+def synchronous_samples_per_cycle(fs_hz: float, nominal_frequency_hz: float) -> int:
+    """Power-of-two samples per cycle ``M`` for resampled windows.
+
+    The smallest power of two not below 97 % of the nominal samples per cycle,
+    so a nominal 128 samples per cycle stays 128 (a ratio near 1 for the usual
+    6.4 kHz) and 115.2 becomes 128.  At least 8.
+    """
+    spc = fs_hz / nominal_frequency_hz
+    if not spc > 2:
+        raise ValueError(f"fs_hz: must exceed twice the nominal frequency, got {fs_hz}")
+    return max(8, 1 << math.ceil(math.log2(0.97 * spc)))
+
+
+def resample_windows(
+    x: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    n_out: int,
+    kernel: InterpolationKernel,
+) -> NDArray[np.float64]:
+    """Resample windows with fractional boundaries to ``n_out`` samples each.
+
+    Parameters
+    ----------
+    x : NDArray[np.float64]
+        Samples, time-major, shape (L, n_channels); no NaN.
+    start, end : NDArray[np.float64]
+        Window boundaries [samples, fractional, relative to ``x[0]``], shape (W,).
+        Output sample ``j`` of window ``w`` is taken at
+        ``start[w] + j * (end[w] - start[w]) / n_out``, so the last one is one
+        output step before ``end`` (a periodic window).
+    n_out : int
+        Samples per output window.
+    kernel : InterpolationKernel
+
+    Returns
+    -------
+    NDArray[np.float64]
+        Shape (W, n_out, n_channels).
+    """
+    start = np.asarray(start, dtype=np.float64)
+    end = np.asarray(end, dtype=np.float64)
+    n_windows = start.size
+    if n_windows == 0:
+        return np.empty((0, n_out, x.shape[1]))
+    step = (end - start) / n_out
+    pos = (start[:, None] + step[:, None] * np.arange(n_out)[None, :]).ravel()
+    floor = np.floor(pos)
+    q = np.rint((pos - floor) * kernel.phases).astype(np.intp)
+    weights = np.take(kernel.table, q, axis=0)
+    base = floor.astype(np.intp) - kernel.half
+    if base[0] < 0 or base[-1] + kernel.taps > x.shape[0]:
+        raise ValueError(
+            f"start/end: the kernel needs samples {base[0]}..{base[-1] + kernel.taps - 1}, "
+            f"x has 0..{x.shape[0] - 1}"
+        )
+    rows = n_windows * n_out
+    cols = (base[:, None] + np.arange(kernel.taps)[None, :]).ravel()
+    indptr = np.arange(0, rows * kernel.taps + 1, kernel.taps)
+    op = sparse.csr_array((weights.ravel(), cols, indptr), shape=(rows, x.shape[0]))
+    y = np.asarray(op @ x)
+    return y.reshape(n_windows, n_out, x.shape[1])
