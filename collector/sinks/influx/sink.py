@@ -55,7 +55,7 @@ class InfluxSinkSettings:
 
 
 class InfluxSink:
-    """Encodes on the caller's thread (cheap), writes on the writer thread."""
+    """Encodes and spools on the caller's thread, sends on the writer thread."""
 
     def __init__(
         self,
@@ -82,15 +82,22 @@ class InfluxSink:
         self._writer.start()
 
     def publish(self, metrics: Sequence[Metrics], events: Sequence[Event]) -> None:
-        """Queue metrics (of the configured intervals) and events; never raises."""
+        """Accept metrics (of the configured intervals) and events; never raises.
+
+        On return they are in the spool on disk (one transaction for the whole
+        call), so a crash or power cut from then on loses none of them.
+        """
         try:
             chosen = [m for m in metrics
                       if self._intervals is None or m.interval in self._intervals]
             metric_lines, event_lines, dropped = encode_all(chosen, events, self._settings.site)
             self._note_dropped(dropped)
-            self._writer.submit(self._settings.bucket, metric_lines)
-            self._writer.submit(self._settings.events_bucket, event_lines)
-            self._maybe_write_health()
+            items = [(self._settings.bucket, metric_lines),
+                     (self._settings.events_bucket, event_lines)]
+            health = self._health_lines_due()
+            if health:
+                items.append((self._settings.bucket, health))
+            self._writer.submit_many(items)
         except Exception:
             # The sampler must never die for the sake of storage.
             log.exception("InfluxSink.publish failed; %d metrics and %d events not stored",
@@ -102,29 +109,32 @@ class InfluxSink:
         return SinkHealth(self._clock.now_ns(), self._writer.stats(), dropped)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until everything published is in InfluxDB or in the spool."""
+        """Wait until the writer has sent what was published, or left it in the spool."""
         return self._writer.flush(timeout_s)
 
     def close(self) -> None:
         try:
             self._write_health()
-            # A normal stop delivers what is queued while InfluxDB answers; only what
-            # cannot be sent in time waits in the spool for the next start.
+            # A normal stop delivers what is waiting while InfluxDB answers; only what
+            # cannot be sent in time stays in the spool for the next start.
             self._writer.flush(self._settings.close_flush_s)
         finally:
             self._writer.close()
 
-    def _maybe_write_health(self) -> None:
+    def _health_lines_due(self) -> list[str]:
         now = self._clock.monotonic()
         if now < self._next_health_s:
-            return
+            return []
         self._next_health_s = now + self._settings.health_interval_s
-        self._write_health()
+        return self._health_lines()
+
+    def _health_lines(self) -> list[str]:
+        interval = f"{self._settings.health_interval_s:g}s"
+        return list(encode_metrics(health_metrics(self.health(), interval),
+                                   self._settings.site).lines)
 
     def _write_health(self) -> None:
-        interval = f"{self._settings.health_interval_s:g}s"
-        enc = encode_metrics(health_metrics(self.health(), interval), self._settings.site)
-        self._writer.submit(self._settings.bucket, list(enc.lines))
+        self._writer.submit(self._settings.bucket, self._health_lines())
 
     def _note_dropped(self, dropped: list[Dropped]) -> None:
         if not dropped:

@@ -1,30 +1,37 @@
-"""The one writer thread: batches line protocol to InfluxDB and spools what it cannot send.
+"""The one writer thread: sends what the spool holds to InfluxDB, deletes what it acknowledged.
 
 Behaviour (docs/storage.md tells the operator's side):
 
-* :meth:`InfluxWriter.submit` never blocks on the network. Lines go into a bounded
-  in-memory queue; when the queue is full they are written straight to the spool
-  by the caller (a disk write, no waiting on InfluxDB).
-* The thread sends a batch when ``batch_max_points`` lines are queued or
-  ``flush_interval_s`` has passed, gzip-compressed, with millisecond precision.
+* :meth:`InfluxWriter.submit_many` is *acceptance*: the lines are committed to the
+  SQLite spool (one transaction, fsync'ed) before it returns, so data accepted is
+  never only in memory and survives ``kill -9`` and a power cut. It never waits on
+  the network, only on the disk. If the spool itself fails (disk full, read-only
+  file system) the lines are kept in a bounded memory queue instead and sent from
+  there, loudly logged, rather than dropped.
+* The spool is the queue. Its row ids only grow; rows above the thread's
+  *watermark* are the live tail, rows at or below it the *backlog* of an outage.
+  The thread sends the live tail when ``batch_max_points`` lines are waiting or
+  ``flush_interval_s`` has passed, gzip-compressed, with millisecond precision;
+  the stored gzip members are concatenated as they are (RFC 1952, 2.2: a gzip file
+  is a series of members), not decompressed and compressed again.
 * Retryable failures (connection refused, timeout, 5xx, 429/503) are retried with
   exponential backoff and jitter; a Retry-After header is honoured exactly. When
-  the retry budget is spent the batch goes to the spool and the writer enters
-  *outage* mode: live batches go straight to the spool, and one attempt is made
-  per backoff period (the probe) until InfluxDB answers again.
+  the retry budget is spent the batch stays in the spool (the watermark moves over
+  it) and the writer enters *outage* mode: live rows are moved to the backlog
+  without a send, and one attempt is made per backoff period (the probe) until
+  InfluxDB answers again.
 * A batch InfluxDB rejects point-wise (type conflict, unparsable line, outside
   retention) is split in halves recursively; only single lines that are still
   rejected are dropped, each logged with InfluxDB's reason and counted.
-* Fatal answers (bad token, missing bucket) keep the data: it is spooled and the
-  error is logged loudly, then probed like an outage, so fixing the token later
-  loses nothing.
-* Replay is *live first*: each cycle the thread sends the live batches first and
-  then replays up to ``replay_batches_per_cycle`` spooled batches, oldest first,
-  while fewer than a batch of live points is waiting. Current data thus reaches
-  dashboards and the Flux alert tasks without delay after an outage, and the
-  backlog drains in the gaps. A batch leaves the spool only after InfluxDB
-  acknowledged it, so a crash at any moment re-sends at most one batch; a
-  re-sent point has the same series and timestamp and overwrites itself
+* Fatal answers (bad token, missing bucket) keep the data in the spool and log the
+  error loudly, then probe like an outage, so fixing the token later loses nothing.
+* Replay is *live first*: each cycle the thread sends the live tail first and then
+  up to ``replay_batches_per_cycle`` backlog batches, oldest first, while fewer than
+  a batch of live points is waiting. Current data thus reaches dashboards and the
+  Flux alert tasks without delay after an outage, and the backlog drains in the
+  gaps in the order it was recorded. A row leaves the spool only after InfluxDB
+  acknowledged it, so a crash at any moment re-sends at most the batch in flight;
+  a re-sent point has the same series and timestamp and overwrites itself
   (InfluxDB writes are idempotent), so nothing is stored twice.
 """
 
@@ -47,15 +54,23 @@ from collector.sinks.influx.errors import (
     PartialWriteError,
     RetryableError,
 )
-from collector.sinks.influx.spool import Spool, SpoolDepth, compress_lines
+from collector.sinks.influx.spool import Spool, SpoolDepth, SpooledBatch, compress_lines
 from collector.sinks.influx.transport import Transport
 
 log = logging.getLogger(__name__)
 
+# Put between two stored members so the last line of one and the first of the next
+# stay separate lines once InfluxDB has inflated the concatenation.
+_NEWLINE_MEMBER = gzip.compress(b"\n", compresslevel=1, mtime=0)
+
 
 @dataclass(frozen=True, slots=True)
 class WriterSettings:
-    """Batching, retry and replay parameters (times in seconds)."""
+    """Batching, retry and replay parameters (times in seconds).
+
+    ``queue_max_points`` bounds the memory queue used only while the spool cannot
+    be written (disk full); normally everything waits on disk.
+    """
 
     batch_max_points: int = 5000
     flush_interval_s: float = 1.0
@@ -84,7 +99,13 @@ class WriterSettings:
 
 @dataclass(frozen=True, slots=True)
 class WriterStats:
-    """Counters since the writer started, and the current queue/spool depth."""
+    """Counters since the writer started, and the current queue/spool depth.
+
+    ``queue_points``: accepted points the thread has not taken yet (they are in the
+    spool) plus points held in memory because the spool failed. ``points_spooled``:
+    points that had to wait in the spool for InfluxDB (an outage or fatal answer).
+    ``spool`` counts everything on disk: the live tail and the backlog.
+    """
 
     queue_points: int
     points_written: int
@@ -115,6 +136,11 @@ class _Batch:
         self._level = level
         self.n_points = len(lines) if lines is not None else int(n_points or 0)
 
+    @classmethod
+    def stored(cls, bucket: str, rows: Sequence[SpooledBatch], level: int) -> _Batch:
+        payload = _NEWLINE_MEMBER.join(r.payload for r in rows)
+        return cls(bucket, payload=payload, n_points=sum(r.n_points for r in rows), level=level)
+
     def lines(self) -> list[str]:
         if self._lines is None:
             assert self._payload is not None
@@ -135,8 +161,16 @@ class _Unavailable:
     wait_s: float
 
 
+def _by_bucket(rows: Sequence[SpooledBatch]) -> list[tuple[str, list[SpooledBatch]]]:
+    """Rows grouped per bucket, buckets in order of their oldest row."""
+    groups: dict[str, list[SpooledBatch]] = {}
+    for r in rows:
+        groups.setdefault(r.bucket, []).append(r)
+    return list(groups.items())
+
+
 class InfluxWriter:
-    """Owns the writer thread, the in-memory queue and the spool."""
+    """Owns the writer thread and sends from the spool it is given."""
 
     def __init__(
         self,
@@ -153,9 +187,18 @@ class InfluxWriter:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._cond = threading.Condition()
-        self._queue: deque[tuple[str, list[str]]] = deque()
-        self._queued = 0  # points in the queue
-        self._pending = 0  # points in the queue or being handled by the thread
+        self._submit_lock = threading.Lock()  # spool id order == acceptance order
+        newest = spool.newest_id()
+        # What a previous run left in the spool is backlog: replayed oldest first,
+        # behind the live data of this run.
+        self._backlog_upto = newest  # writer thread only
+        self._accepted_id = newest  # newest row accepted (under _cond)
+        self._handled_id = newest  # newest live row the thread dealt with (under _cond)
+        self._live_points = 0  # accepted, not yet taken by the thread (under _cond)
+        self._memory: deque[tuple[str, list[str]]] = deque()  # spool failed (under _cond)
+        self._memory_points = 0  # in _memory or being handled (under _cond)
+        self._spool_failing = False
+        self._flush_now = False
         self._stopping = False
         self._closed = False
         self._wake = threading.Event()
@@ -181,32 +224,53 @@ class InfluxWriter:
         self._thread.start()
 
     def submit(self, bucket: str, lines: Sequence[str]) -> None:
-        """Queue lines for ``bucket``; never blocks on InfluxDB and never raises."""
-        if not lines:
+        """Accept lines for ``bucket`` (durable on return); see :meth:`submit_many`."""
+        self.submit_many([(bucket, lines)])
+
+    def submit_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Accept ``(bucket, lines)`` pairs in one spool transaction; never raises.
+
+        When this returns the lines are on stable storage (or, if the spool cannot
+        be written, in the memory queue). It waits for the disk, never for InfluxDB.
+        """
+        bmax = self._settings.batch_max_points
+        rows: list[tuple[str, list[str]]] = []
+        for bucket, lines in items:
+            chunk = list(lines)
+            rows.extend((bucket, chunk[k:k + bmax]) for k in range(0, len(chunk), bmax))
+        if not rows:
             return
-        batch = list(lines)
-        n = len(batch)
-        with self._cond:
+        n = sum(len(lines) for _, lines in rows)
+        with self._submit_lock:
             if self._closed:
                 self._count_lost(n, "submit() after close()")
                 return
-            if self._queued + n <= self._settings.queue_max_points:
-                self._queue.append((bucket, batch))
-                self._queued += n
-                self._pending += n
-                if self._queued >= self._settings.batch_max_points:
-                    self._cond.notify_all()
+            try:
+                appended = self._spool.append_batches(rows)
+            except (sqlite3.Error, OSError) as exc:
+                self._hold_in_memory(rows, exc)
                 return
-        # Queue full (InfluxDB slow or away and the thread busy retrying): write
-        # through to disk rather than make the sampler wait.
-        self._spool_lines(bucket, batch)
+            if self._spool_failing:
+                self._spool_failing = False
+                log.warning("spool %s writable again", self._spool.path)
+            with self._cond:
+                self._accepted_id = appended.ids[-1]
+                self._live_points += n
+                if self._live_points >= bmax:
+                    self._cond.notify_all()
 
     def flush(self, timeout_s: float = 30.0) -> bool:
-        """Wait until everything submitted so far is in InfluxDB or in the spool."""
+        """Have the thread handle everything accepted so far: sent, or waiting in the spool.
+
+        False after ``timeout_s``, or while lines the spool could not take are
+        still only in memory.
+        """
         deadline = time.monotonic() + timeout_s
         with self._cond:
+            target = self._accepted_id
+            self._flush_now = True
             self._cond.notify_all()
-            while self._pending > 0:
+            while self._handled_id < target or self._memory_points > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -214,9 +278,12 @@ class InfluxWriter:
         return True
 
     def close(self, timeout_s: float = 60.0) -> None:
-        """Send or spool what is queued, stop the thread, close the spool."""
+        """Send the live tail once more, stop the thread, close the spool.
+
+        What InfluxDB does not take now stays in the spool for the next start.
+        """
         with self._cond:
-            if self._closed:
+            if self._closed or self._stopping:
                 return
             self._stopping = True
             self._cond.notify_all()
@@ -228,15 +295,19 @@ class InfluxWriter:
                 log.error("influx writer thread did not stop within %.0f s", timeout_s)
                 return
         else:
-            self._drain_to_spool()
-        with self._cond:
+            with self._cond:
+                memory = list(self._memory)
+                self._memory.clear()
+            for bucket, lines in memory:
+                self._park(bucket, lines, stopping=True)
+        with self._submit_lock:
             self._closed = True
         self._spool.close()
         self._transport.close()
 
     def stats(self) -> WriterStats:
         with self._cond:
-            queued = self._queued
+            queued = self._live_points + self._memory_points
         with self._stats_lock:
             return WriterStats(
                 queue_points=queued,
@@ -253,59 +324,80 @@ class InfluxWriter:
                 spool=self._spool.depth(),
             )
 
+    def _hold_in_memory(self, rows: list[tuple[str, list[str]]], exc: Exception) -> None:
+        n = sum(len(lines) for _, lines in rows)
+        self._note_error(f"spool {self._spool.path} failed: {exc}")
+        with self._cond:
+            fits = self._memory_points + n <= self._settings.queue_max_points
+            if fits:
+                self._memory.extend(rows)
+                self._memory_points += n
+                self._cond.notify_all()
+        if not fits:
+            self._count_lost(n, f"spool {self._spool.path} failed ({exc}) and the memory "
+                                f"queue is full ({self._settings.queue_max_points} points)")
+        elif not self._spool_failing:
+            self._spool_failing = True
+            log.error("SPOOL FAILED (%s: %s): accepted data is held in memory until InfluxDB "
+                      "takes it; it is lost if the process stops first", self._spool.path, exc)
+
     # -- the thread ------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            batches, n, stopping = self._collect()
+            upto, memory, stopping = self._collect()
             try:
-                for bucket, lines in batches:
-                    self._deliver_live(bucket, lines)
+                self._deliver_live(upto)
+                self._deliver_memory(memory, stopping)
                 if not stopping:
                     self._replay()
             except Exception:
-                # A bug must not kill the only writer: log it, keep the data.
-                log.exception("influx writer: unexpected error; spooling the current batches")
-                for bucket, lines in batches:
-                    self._spool_lines(bucket, lines)
+                # A bug must not kill the only writer: log it, keep the data (it is
+                # in the spool; the watermark makes it backlog).
+                log.exception("influx writer: unexpected error; the data stays in the spool")
+                self._backlog_upto = max(self._backlog_upto, upto)
             finally:
                 with self._cond:
-                    self._pending -= n
+                    self._handled_id = max(self._handled_id, upto)
+                    self._memory_points -= sum(len(lines) for _, lines in memory)
                     self._cond.notify_all()
+            self._checkpoint()
             if stopping:
                 with self._cond:
-                    if not self._queue:
+                    if self._handled_id >= self._accepted_id and not self._memory:
                         return
 
-    def _collect(self) -> tuple[list[tuple[str, list[str]]], int, bool]:
-        """Wait for a full batch or the flush interval; take the whole queue."""
+    def _checkpoint(self) -> None:
+        try:
+            self._spool.checkpoint()
+        except sqlite3.Error as exc:
+            # SQLite's own automatic checkpoint still bounds the WAL
+            log.warning("spool %s: WAL checkpoint failed: %s", self._spool.path, exc)
+
+    def _collect(self) -> tuple[int, list[tuple[str, list[str]]], bool]:
+        """Wait for a full batch, a flush or the flush interval; take the live tail."""
         s = self._settings
         deadline = time.monotonic() + s.flush_interval_s
         with self._cond:
-            while not self._stopping and self._queued < s.batch_max_points:
+            while (not self._stopping and not self._flush_now
+                   and self._live_points < s.batch_max_points):
                 if self._replay_due():
                     break  # don't idle while a backlog could drain
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            items = list(self._queue)
-            self._queue.clear()
-            n = self._queued
-            self._queued = 0
+            self._flush_now = False
+            upto = self._accepted_id
+            self._live_points = 0
+            memory = list(self._memory)
+            self._memory.clear()
             stopping = self._stopping
-        by_bucket: dict[str, list[str]] = {}
-        for bucket, lines in items:
-            by_bucket.setdefault(bucket, []).extend(lines)
-        batches = [
-            (bucket, lines[k:k + s.batch_max_points])
-            for bucket, lines in by_bucket.items()
-            for k in range(0, len(lines), s.batch_max_points)
-        ]
-        return batches, n, stopping
+        return upto, memory, stopping
 
     def _replay_due(self) -> bool:
-        if self._spool.depth().batches == 0:
+        oldest = self._spool.oldest_id()
+        if oldest is None or oldest > self._backlog_upto:
             return False
         return self._outage_until is None or self._clock.monotonic() >= self._outage_until
 
@@ -317,43 +409,112 @@ class InfluxWriter:
         # would only hold up the next live batch.
         return 1 if self._outage_until is not None else self._settings.retry_attempts
 
-    def _deliver_live(self, bucket: str, lines: list[str]) -> None:
-        if self._in_outage_wait():
-            self._spool_lines(bucket, lines)
-            return
-        batch = _Batch(bucket, lines=lines, level=self._settings.gzip_level)
+    def _deliver_live(self, upto: int) -> None:
+        """Send the live rows up to id ``upto``, oldest first, a batch per bucket at a time."""
+        with self._cond:
+            pos = self._handled_id
+        while pos < upto:
+            if self._in_outage_wait():
+                self._to_backlog(pos, upto)
+                return
+            rows = self._spool.read(pos, upto, self._settings.batch_max_points)
+            if not rows:
+                return
+            for bucket, group in _by_bucket(rows):
+                if self._in_outage_wait():  # an earlier group just failed
+                    self._to_backlog_rows(group)
+                    continue
+                self._send_live(bucket, group)
+            pos = rows[-1].id
+            with self._cond:
+                self._handled_id = max(self._handled_id, pos)
+                self._cond.notify_all()
+
+    def _send_live(self, bucket: str, group: list[SpooledBatch]) -> None:
+        batch = _Batch.stored(bucket, group, self._settings.gzip_level)
         result = self._send(batch, self._attempts())
+        ids = [r.id for r in group]
         if result is None:
+            self._spool.delete_many(ids)
             self._leave_outage()
             return
-        self._spool_lines(bucket, result.lines if result.lines is not None else lines)
+        if result.lines is not None:
+            # Part of it was delivered while splitting: keep only the rest.
+            self._spool.replace(ids, bucket, result.lines)
+            self._backlog_upto = max(self._backlog_upto, max(ids))
+            with self._stats_lock:
+                self._spooled += len(result.lines)
+        else:
+            self._to_backlog_rows(group)
         self._enter_outage(result.wait_s)
+
+    def _to_backlog(self, after_id: int, upto_id: int) -> None:
+        if upto_id <= self._backlog_upto:
+            return
+        waiting = self._spool.count(max(after_id, self._backlog_upto), upto_id)
+        self._backlog_upto = upto_id
+        with self._stats_lock:
+            self._spooled += waiting.points
+
+    def _to_backlog_rows(self, group: Sequence[SpooledBatch]) -> None:
+        newly = [r for r in group if r.id > self._backlog_upto]
+        self._backlog_upto = max(self._backlog_upto, max(r.id for r in group))
+        with self._stats_lock:
+            self._spooled += sum(r.n_points for r in newly)
+
+    def _deliver_memory(self, memory: list[tuple[str, list[str]]], stopping: bool) -> None:
+        """Lines the spool could not take: send them, else try the spool again."""
+        for bucket, lines in memory:
+            remaining = lines
+            if not self._in_outage_wait():
+                batch = _Batch(bucket, lines=lines, level=self._settings.gzip_level)
+                result = self._send(batch, self._attempts())
+                if result is None:
+                    self._leave_outage()
+                    continue
+                remaining = result.lines if result.lines is not None else lines
+                self._enter_outage(result.wait_s)
+            self._park(bucket, remaining, stopping)
+
+    def _park(self, bucket: str, lines: list[str], stopping: bool) -> None:
+        try:
+            appended = self._spool.append_batches([(bucket, lines)])
+        except (sqlite3.Error, OSError) as exc:
+            if stopping:
+                self._count_lost(len(lines), f"stopping, InfluxDB unavailable and spool "
+                                             f"{self._spool.path} failed: {exc}")
+                return
+            with self._cond:
+                self._memory.append((bucket, lines))
+                self._memory_points += len(lines)
+            return
+        self._backlog_upto = max(self._backlog_upto, appended.ids[-1])
+        with self._stats_lock:
+            self._spooled += len(lines)
 
     def _replay(self) -> None:
         s = self._settings
         for _ in range(s.replay_batches_per_cycle):
             with self._cond:
-                if self._stopping or self._queued >= s.batch_max_points:
+                if self._stopping or self._live_points >= s.batch_max_points:
                     return  # live data first
             if self._in_outage_wait():
                 return
-            stored = self._spool.peek(1)
-            if not stored:
+            rows = self._spool.read(0, self._backlog_upto, s.batch_max_points)
+            if not rows:
                 return
-            item = stored[0]
-            batch = _Batch(item.bucket, payload=item.payload, n_points=item.n_points,
-                           level=s.gzip_level)
+            bucket, group = _by_bucket(rows)[0]  # the bucket of the oldest row
+            batch = _Batch.stored(bucket, group, s.gzip_level)
             result = self._send(batch, self._attempts())
+            ids = [r.id for r in group]
             if result is None:
-                self._spool.delete(item.id)
-                with self._stats_lock:
-                    self._replayed += item.n_points
+                with self._stats_lock:  # counted first: stats() never sees it in neither
+                    self._replayed += batch.n_points
+                self._spool.delete_many(ids)
                 self._leave_outage()
                 continue
             if result.lines is not None:
-                # Part of it was delivered while splitting: keep only the rest.
-                self._spool_lines(item.bucket, result.lines, count=False)
-                self._spool.delete(item.id)
+                self._spool.replace(ids, bucket, result.lines)
             self._enter_outage(result.wait_s)
             return
 
@@ -427,7 +588,7 @@ class InfluxWriter:
         self._outage_count += 1
         if self._outage_until is None:
             log.warning(
-                "InfluxDB unavailable (%s); spooling to %s, next attempt in %.1f s",
+                "InfluxDB unavailable (%s); data waits in the spool %s, next attempt in %.1f s",
                 self._last_error, self._spool.path, wait,
             )
         self._outage_until = self._clock.monotonic() + wait
@@ -436,12 +597,12 @@ class InfluxWriter:
         if self._outage_until is not None:
             log.warning(
                 "InfluxDB reachable again; replaying %d spooled points (live data first)",
-                self._spool.depth().points,
+                self._spool.count(0, self._backlog_upto).points,
             )
         self._outage_until = None
         self._outage_count = 0
 
-    def _note_error(self, exc: InfluxError) -> None:
+    def _note_error(self, exc: InfluxError | str) -> None:
         with self._stats_lock:
             self._errors += 1
             self._last_error = str(exc)
@@ -451,24 +612,3 @@ class InfluxWriter:
         with self._stats_lock:
             self._lost += n
         log.error("LOST %d points: %s", n, why)
-
-    def _spool_lines(self, bucket: str, lines: list[str], *, count: bool = True) -> None:
-        if not lines:
-            return
-        try:
-            self._spool.append(bucket, lines)
-        except (sqlite3.Error, OSError) as exc:
-            self._count_lost(len(lines), f"spool {self._spool.path} failed: {exc}")
-            return
-        if count:
-            with self._stats_lock:
-                self._spooled += len(lines)
-
-    def _drain_to_spool(self) -> None:
-        with self._cond:
-            items = list(self._queue)
-            self._queue.clear()
-            self._pending -= self._queued
-            self._queued = 0
-        for bucket, lines in items:
-            self._spool_lines(bucket, lines)
