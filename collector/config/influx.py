@@ -69,7 +69,8 @@ class WriteConfig(StrictModel):
         default=1.0, gt=0, le=60, description="Longest a point waits in the batch [s]."
     )
     max_retries: int = Field(
-        default=5, ge=0, le=100, description="Retries of a failed batch before it is spooled."
+        default=5, ge=0, le=100,
+        description="Retries of a failed batch before it waits in the backlog.",
     )
     timeout_s: float = Field(default=10.0, gt=0, le=300, description="HTTP timeout [s].")
     interval: RawInterval = Field(
@@ -82,7 +83,8 @@ class WriteConfig(StrictModel):
 class SpoolConfig(StrictModel):
     path: Path = Field(
         default=Path("/var/lib/gridguard/spool"),
-        description="Directory of the on-disk spool used while InfluxDB is unreachable.",
+        description="Directory of the on-disk spool: every accepted point is committed "
+        "here before it is sent, and waits here while InfluxDB is unreachable.",
     )
     max_mb: int = Field(
         default=512, ge=1, description="Spool size bound [MiB]; the oldest points go first."
@@ -102,7 +104,7 @@ class InfluxConfig(StrictModel):
     buckets: Buckets = Field(default_factory=Buckets, description="Bucket names.")
     retention: Retention = Field(default_factory=Retention, description="Bucket retention.")
     write: WriteConfig = Field(default_factory=WriteConfig, description="Write batching.")
-    spool: SpoolConfig = Field(default_factory=SpoolConfig, description="Outage spool.")
+    spool: SpoolConfig = Field(default_factory=SpoolConfig, description="Write-ahead spool.")
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> Self:
