@@ -29,6 +29,7 @@ from collector.sinks.jsonl import JsonLinesSink
 from collector.sources.errors import RecordingError
 from collector.sources.replay import ReplaySource
 from collector.sources.simulated.source import SimulatedSource
+from collector.sources.threaded import ThreadedSource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = REPO_ROOT / "config" / "scenarios" / "demo.yaml"
@@ -66,8 +67,9 @@ def source_from_config(cfg: GridGuardConfig, duration_s: float | None, start_ns:
         hardware = open_hardware_source(cfg)
     except (KeyError, ValueError, OSError, ImportError) as exc:
         fail(f"source.type: {src.type}: {exc}")
-    # meters (is_meter) never get here: run() hands them to run_meter
-    return cast(Source, hardware)
+    # meters (is_meter) never get here: run() hands them to run_meter. A converter is
+    # read in its own thread so a busy pipeline (a spool fsync) never delays sampling.
+    return ThreadedSource(cast(Source, hardware))
 
 
 def is_meter(cfg: GridGuardConfig) -> bool:
