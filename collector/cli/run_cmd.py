@@ -245,6 +245,8 @@ def run(
                     last_draw = now
                 if stop.is_set():
                     break
+                if duration is not None and pipeline.stats.signal_s >= duration - 1e-9:
+                    break  # sources without a length of their own (converters)
                 if pacer is not None:
                     pacer.wait_for(block.duration_s)
             final = pipeline.finish()
