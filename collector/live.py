@@ -13,6 +13,10 @@ from rich.text import Text
 from collector.model import Event, Metrics, Severity
 from collector.timefmt import iso_utc
 
+# The freshest record wins: basic intervals on waveform sources, otherwise what a slow
+# converter (150/180 cycles) or a meter ("reading") delivers.
+LIVE_RANK = {"basic": 0, "reading": 0, "150c": 1, "180c": 1}
+
 IDLE_CURRENT_A = 0.05  # below this a circuit is shown as idle (no THD)
 
 _SEVERITY_STYLE = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
@@ -40,8 +44,13 @@ class LiveView:
         self, metrics: Sequence[Metrics], events: Sequence[Event], started: Sequence[Event]
     ) -> None:
         for m in metrics:
-            if m.interval == "basic":
-                self._latest[(m.channel, m.phase)] = m
+            rank = LIVE_RANK.get(m.interval)
+            if rank is None:
+                continue  # 10-min / 2-h aggregates are for storage
+            key = (m.channel, m.phase)
+            held = self._latest.get(key)
+            if held is None or rank <= LIVE_RANK[held.interval]:
+                self._latest[key] = m
         for e in started:
             self._active[(e.type, e.start_ns)] = e
         for e in events:

@@ -37,3 +37,16 @@ def test_one_row_per_circuit_and_no_thd_for_idle_circuits() -> None:
     assert "230.13" in text
     assert "voltage_dip" in text
     assert "58.7" in text
+
+
+def test_meter_and_slow_converter_records_are_shown() -> None:
+    view = LiveView("t")
+    view.update([
+        Metrics(0, "reading", "pzem_1", "A", {"current_rms_a": 4.2, "power_active_w": 950.0}),
+        Metrics(0, "150c", "kitchen", "A", {"current_rms_a": 2.5, "power_active_w": 575.0}),
+        Metrics(0, "10min", "oven", "A", {"current_rms_a": 9.0, "power_active_w": 2070.0}),
+    ], [], [])
+    text = _render(view)
+    assert "950" in text
+    assert "575" in text
+    assert "2070" not in text  # storage aggregates are not live values

@@ -83,3 +83,9 @@ def test_changes_are_reported_once() -> None:
     assert book.changes(0.0) == []
     book.add([ev(0.1)], now_s=1.0)
     assert book.changes(1.0) == [(EventType.VOLTAGE_DIP, True)]
+
+
+def test_meter_readings_are_published() -> None:
+    book = ReadingsBook()
+    assert book.add([Metrics(0, "reading", "pzem_1", "A", {"power_active_w": 950.0})]) == 1
+    assert book.add([Metrics(0, "10min", "pzem_1", "A", {"power_active_w": 900.0})]) == 0

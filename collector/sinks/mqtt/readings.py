@@ -18,7 +18,8 @@ from collector.timefmt import iso_utc
 
 # Lower rank wins: the ~3 s aggregates are steadier than the 200 ms basic intervals,
 # so once a channel delivers them the basic records only fill in before they arrive.
-INTERVAL_RANK: Mapping[str, int] = {"150c": 0, "180c": 0, "basic": 1}
+# A meter (PZEM-004T) delivers only its own readings.
+INTERVAL_RANK: Mapping[str, int] = {"150c": 0, "180c": 0, "reading": 0, "basic": 1}
 
 Value = float | int | bool | str | None
 
