@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, cast
@@ -118,15 +119,23 @@ def run_meter(cfg: GridGuardConfig, sinks: list[Sink], view: LiveView, live: boo
                       highlight=False)
 
 
-def sinks_from_config(cfg: GridGuardConfig) -> list[Sink]:
-    """The configured sinks (InfluxDB when enabled); each is isolated by the pipeline."""
+def sinks_from_config(cfg: GridGuardConfig, *, meter: bool = False) -> list[Sink]:
+    """The configured sinks (InfluxDB, MQTT when enabled); each is isolated.
+
+    ``influx.write.interval`` chooses between the basic and the 150/180-cycle records
+    of a waveform source; a meter's records (a PZEM reading, an ADS1115's 150 cycles)
+    are all it makes, so every one of them is stored.
+    """
     sinks: list[Sink] = []
     if cfg.influx.enabled:
         from collector.sinks.influx.from_config import sink_settings
         from collector.sinks.influx.sink import InfluxSink
 
         try:
-            sinks.append(InfluxSink(sink_settings(cfg.influx, cfg.site.id)))
+            settings = sink_settings(cfg.influx, cfg.site.id)
+            if meter:
+                settings = dataclasses.replace(settings, intervals=None)
+            sinks.append(InfluxSink(settings))
         except (ValueError, OSError) as exc:
             fail(f"influx: {exc}")
     if cfg.mqtt.enabled:
@@ -192,7 +201,7 @@ def run(
     if cfg is not None and not simulate and is_meter(cfg):
         view = LiveView(f"GridGuard — {cfg.source.type} readings — Ctrl-C to stop")
         with open_output(metrics_out) as m_out, open_output(events_out) as e_out:
-            meter_sinks = sinks_from_config(cfg)
+            meter_sinks = sinks_from_config(cfg, meter=True)
             if m_out is not None or e_out is not None:
                 # a meter has no basic intervals: every reading it makes is written
                 meter_sinks.append(JsonLinesSink(m_out, e_out, intervals=None))
