@@ -456,6 +456,8 @@ class MetricsEngine:
     ) -> list[Metrics]:
         layout = self._topo.layout
         out: list[Metrics] = []
+        # the running-sum terms of every window at once; both aggregators use them
+        terms = agg.contribution(values, layout.plan)
         for w, (t0, t1) in enumerate(zip(starts, ends, strict=True)):
             flagged = self._overlaps_disturbance(t0, t1)
             if "basic" in self._emit:
@@ -466,6 +468,7 @@ class MetricsEngine:
                 end_ns=t1,
                 flagged=flagged,
                 contiguous=not (first_is_restart and w == 0),
+                contribution=agg.Contribution(terms.summand[w], terms.valid[w]),
             )
             done, self._aggs.cycles = agg.aggregate_cycles(c, self._aggs.cycles, layout.plan)
             out.extend(self._emit_aggregates(done, self._cycles_name))

@@ -87,6 +87,9 @@ class Constituent:
         Starts exactly where the previous constituent ended.
     complete : bool
         Itself a complete interval (always True for basic intervals).
+    contribution : Contribution | None
+        ``contribution(values, plan)`` when the caller already has it (one
+        basic interval feeds two aggregators); computed when None.
     """
 
     values: NDArray[np.float64]
@@ -95,11 +98,17 @@ class Constituent:
     flagged: bool = False
     contiguous: bool = True
     complete: bool = True
+    contribution: Contribution | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Accumulator:
-    """Running sums of one aggregate."""
+    """Running sums of one aggregate.
+
+    ``highest``/``lowest`` track every column (NaN-ignoring), so adding a
+    constituent is two ufunc calls whatever the columns' kinds; ``finalize``
+    picks the one each MAX/MIN column needs.
+    """
 
     label_ns: int
     start_ns: int
@@ -107,7 +116,8 @@ class Accumulator:
     count: int
     total: NDArray[np.float64]
     valid: NDArray[np.int64]
-    extreme: NDArray[np.float64]
+    highest: NDArray[np.float64]
+    lowest: NDArray[np.float64]
     last: NDArray[np.float64]
     flagged: bool
     chained: bool  # no constituent is missing since the aggregate opened
@@ -144,27 +154,40 @@ class Aggregate:
     complete: bool
 
 
-def _contribution(
-    values: NDArray[np.float64], plan: AggregationPlan
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What a constituent adds to the running sums: values (squared for RMS
+    columns) with NaN as 0, and which cells were valid."""
+
+    summand: NDArray[np.float64]
+    valid: NDArray[np.bool_]
+
+
+def contribution(values: NDArray[np.float64], plan: AggregationPlan) -> Contribution:
+    """The running-sum terms of ``values`` (any leading shape, fields last)."""
     ok = ~np.isnan(values)
     v0 = np.where(ok, values, 0.0)
-    return np.where(plan.rms, v0 * v0, v0), ok
+    return Contribution(np.where(plan.rms, v0 * v0, v0), ok)
+
+
+def _terms(c: Constituent, plan: AggregationPlan) -> Contribution:
+    return c.contribution if c.contribution is not None else contribution(c.values, plan)
 
 
 def open_accumulator(
     c: Constituent, plan: AggregationPlan, label_ns: int, chained: bool
 ) -> Accumulator:
     """Start an aggregate with its first constituent."""
-    contrib, ok = _contribution(c.values, plan)
+    terms = _terms(c, plan)
     return Accumulator(
         label_ns=label_ns,
         start_ns=c.start_ns,
         end_ns=c.end_ns,
         count=1,
-        total=contrib,
-        valid=ok.astype(np.int64),
-        extreme=c.values.copy(),
+        total=terms.summand.copy(),
+        valid=terms.valid.astype(np.int64),
+        highest=c.values.copy(),
+        lowest=c.values.copy(),
         last=c.values.copy(),
         flagged=c.flagged,
         chained=chained,
@@ -174,23 +197,19 @@ def open_accumulator(
 
 def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accumulator:
     """Add one constituent."""
-    contrib, ok = _contribution(c.values, plan)
+    terms = _terms(c, plan)
     v = c.values
-    extreme = np.where(
-        plan.maximum,
-        np.fmax(acc.extreme, v),
-        np.where(plan.minimum, np.fmin(acc.extreme, v), acc.extreme),
-    )
     # the constructor, not dataclasses.replace: this runs twice per interval
     return Accumulator(
         label_ns=acc.label_ns,
         start_ns=acc.start_ns,
         end_ns=c.end_ns,
         count=acc.count + 1,
-        total=acc.total + contrib,
-        valid=acc.valid + ok,
-        extreme=extreme,
-        last=np.where(ok, v, acc.last),
+        total=acc.total + terms.summand,
+        valid=acc.valid + terms.valid,
+        highest=np.fmax(acc.highest, v),
+        lowest=np.fmin(acc.lowest, v),
+        last=np.where(terms.valid, v, acc.last),
         flagged=acc.flagged or c.flagged,
         chained=acc.chained and c.contiguous,
         constituents_complete=acc.constituents_complete and c.complete,
@@ -205,7 +224,8 @@ def finalize(acc: Accumulator, plan: AggregationPlan) -> NDArray[np.float64]:
     out = np.where(plan.rms, np.sqrt(np.where(plan.rms, mean, 0.0)), out)
     out = np.where(plan.mean, mean, out)
     out = np.where(plan.total, np.where(acc.valid > 0, acc.total, np.nan), out)
-    out = np.where(plan.maximum | plan.minimum, acc.extreme, out)
+    out = np.where(plan.maximum, acc.highest, out)
+    out = np.where(plan.minimum, acc.lowest, out)
     out = np.where(plan.last, acc.last, out)
     return np.asarray(out)
 

@@ -95,3 +95,22 @@ def test_to_metrics_types_and_none() -> None:
 def test_layout_rejects_fields_without_a_rule() -> None:
     with pytest.raises(ValueError, match="aggregation rule"):
         build_layout([(RecordKind.VOLTAGE, "va", "A", None, ("voltage_rms_v", "mystery_field"))])
+
+
+def test_record_fields_are_a_snapshot_converted_when_read() -> None:
+    v = LAYOUT.empty(1)[0]
+    c = LAYOUT.index
+    v[0, c["voltage_rms_v"]] = 231.5
+    extra: dict[str, float | int | bool | str | None] = {"interval_complete": True}
+    va, _ = to_metrics(v, LAYOUT, 123, "basic", False, extra)
+    # the engine may reuse its arrays and the caller its dict: the record keeps
+    # the values it was made with
+    v[0, c["voltage_rms_v"]] = 999.0
+    extra["interval_complete"] = False
+    assert va.fields["voltage_rms_v"] == 231.5
+    assert va.fields["interval_complete"] is True
+    eager = dict(va.fields)
+    assert va.fields == eager
+    assert len(va.fields) == len(eager)
+    assert list(va.fields) == list(eager)
+    assert repr(va.fields) == repr(eager)
