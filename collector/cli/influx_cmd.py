@@ -47,8 +47,9 @@ def register(app: typer.Typer) -> None:
         org: OrgOpt = None,
         config: ConfigOpt = None,
         token_dir: Annotated[Path | None, typer.Option(
-            help="Save new tokens here as <role>.token (mode 0600) instead of printing "
-            "them.")] = None,
+            help="Save new credentials here as <role>.token (mode 0600) instead of "
+            "printing them; the collector's is user:password (write-only, see "
+            "docs/storage.md).")] = None,
         raw_days: Annotated[int | None, typer.Option(help="Raw retention [days].")] = None,
         rollup_1m_days: Annotated[int | None, typer.Option(
             help="1-minute rollup retention [days].")] = None,
@@ -59,9 +60,10 @@ def register(app: typer.Typer) -> None:
         tasks_dir: Annotated[Path | None, typer.Option(
             help="Folder of the rollup .flux files (default: influx/tasks).")] = None,
         name_prefix: Annotated[str, typer.Option(
-            help="Prefix of token descriptions and task names.")] = "gridguard",
+            help="Prefix of token descriptions, the collector's user name and task "
+            "names.")] = "gridguard",
     ) -> None:
-        """Create buckets, least-privilege tokens and rollup tasks; safe to run again."""
+        """Create buckets, least-privilege credentials and rollup tasks; safe to run again."""
         console = Console()
         try:
             conn = resolve(url, token, org, config)
@@ -78,23 +80,26 @@ def register(app: typer.Typer) -> None:
                 return 0 if value is None else value * DAY_S
             return default_s
 
-        settings = SetupSettings(
-            raw_bucket=conn.buckets["raw"],
-            raw_retention_s=pick("raw", raw_days, base.raw_retention_s),
-            rollup_1m_bucket=conn.buckets["rollup_1m"],
-            rollup_1m_retention_s=pick("rollup_1m", rollup_1m_days,
-                                       base.rollup_1m_retention_s),
-            rollup_1h_bucket=conn.buckets["rollup_1h"],
-            rollup_1h_retention_s=pick("rollup_1h", rollup_1h_days,
-                                       base.rollup_1h_retention_s),
-            events_bucket=conn.buckets["events"],
-            events_retention_s=pick("events", events_days, base.events_retention_s),
-            analytics_bucket=conn.buckets["analytics"],
-            analytics_retention_s=pick("analytics", None, base.analytics_retention_s),
-            token_dir=token_dir,
-            tasks_dir=tasks_dir,
-            name_prefix=name_prefix,
-        )
+        try:
+            settings = SetupSettings(
+                raw_bucket=conn.buckets["raw"],
+                raw_retention_s=pick("raw", raw_days, base.raw_retention_s),
+                rollup_1m_bucket=conn.buckets["rollup_1m"],
+                rollup_1m_retention_s=pick("rollup_1m", rollup_1m_days,
+                                           base.rollup_1m_retention_s),
+                rollup_1h_bucket=conn.buckets["rollup_1h"],
+                rollup_1h_retention_s=pick("rollup_1h", rollup_1h_days,
+                                           base.rollup_1h_retention_s),
+                events_bucket=conn.buckets["events"],
+                events_retention_s=pick("events", events_days, base.events_retention_s),
+                analytics_bucket=conn.buckets["analytics"],
+                analytics_retention_s=pick("analytics", None, base.analytics_retention_s),
+                token_dir=token_dir,
+                tasks_dir=tasks_dir,
+                name_prefix=name_prefix,
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         api = conn.api()
         try:
             result = run_setup(api, settings, report=console.print)
@@ -105,7 +110,8 @@ def register(app: typer.Typer) -> None:
             api.close()
         for role, tok in result.tokens.items():
             if token_dir is None:
-                console.print(f"{role} token: {tok}", soft_wrap=True)
+                kind = "credential (user:password)" if role == "collector" else "token"
+                console.print(f"{role} {kind}: {tok}", soft_wrap=True)
         console.print("nothing changed" if not result.changed else "done")
 
     @group.command("backfill")

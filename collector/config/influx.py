@@ -97,7 +97,10 @@ class InfluxConfig(StrictModel):
     org: str = Field(default="gridguard", min_length=1, description="Organisation name.")
     token: TokenSecret | None = Field(
         default=None,
-        description="Write token of the collector (least privilege); required when enabled.",
+        description="Credential the collector writes with; required when enabled. "
+        "`user:password` (the write-only v1 credential `gridguard influx setup` saves as "
+        "`collector.token`: it cannot read or delete) is sent to `/write`; a v2 API token "
+        "(no `:`) to `/api/v2/write`.",
     )
     verify_tls: bool = Field(default=True, description="Verify the server certificate.")
     ca_file: Path | None = Field(default=None, description="CA bundle for a private CA.")

@@ -1,34 +1,44 @@
-"""``gridguard influx setup``: buckets, least-privilege tokens and rollup tasks, idempotently.
+"""``gridguard influx setup``: buckets, least-privilege credentials and rollup tasks, idempotently.
 
 Every step compares what exists with what should exist and reports one line:
 ``created bucket raw``, ``bucket rollup_1m unchanged``, ``updated task rollup_1h``...
 A second run reports only "unchanged".
 
-Tokens (InfluxDB authorizations, identified by their description):
+Credentials:
 
-* collector: write on the raw and events buckets, nothing else;
-* grafana: read on every GridGuard bucket;
-* analytics: read on every GridGuard bucket, write on the analytics bucket;
-* worker: read on every GridGuard bucket, write on the events bucket (fault and audit
-  records of the rule worker).
+* collector: a v1-compatibility ("legacy") authorization ``<prefix>-collector`` with
+  a random password, write on the raw and events buckets and nothing else, used as
+  ``user:password`` on ``/write``. In InfluxDB 2.7 a v2 token with bucket write may
+  also delete points (``/api/v2/delete``); this credential cannot: v2 endpoints
+  refuse it (401) and InfluxQL ``DELETE``/``DROP`` need the read permission it
+  lacks (docs/storage.md has the evidence). It is made through the API behind
+  ``influx v1 auth create``, ``/private/legacy/authorizations``: an InfluxDB OSS 2.x
+  API outside the documented ``/api/v2``. A v2 token ``<prefix>-collector`` of
+  earlier setups is deactivated.
+* v2 tokens, identified by their description ``<prefix>-<role>``:
 
-InfluxDB 2.7 cannot separate "write points" from "delete points" or even "delete
-the bucket": a bucket write permission grants all three (docs/storage.md). The
-collector token is therefore as narrow as the server allows, not narrower.
+  * grafana: read on every GridGuard bucket;
+  * analytics: read on every GridGuard bucket, write on the analytics bucket;
+  * worker: read on every GridGuard bucket, write on the events bucket (fault and
+    audit records of the rule worker). Its bucket write also allows deleting
+    events; no narrower v2 permission exists.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from collector.influx_admin.api import InfluxApi
 from collector.influx_admin.tasks import ROLLUPS, install_task, load_templates, render
-from collector.sinks.influx.errors import NotFoundError
+from collector.sinks.influx.errors import FatalError, InfluxError, NotFoundError
 
 DAY_S = 86_400
+COLLECTOR = "collector"
+LEGACY_AUTHS = "/private/legacy/authorizations"  # the API of `influx v1 auth`
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +55,15 @@ class SetupSettings:
     events_retention_s: int = 5 * 365 * DAY_S
     analytics_bucket: str = "analytics"
     analytics_retention_s: int = 365 * DAY_S
-    token_dir: Path | None = None  # None: print new tokens once
-    name_prefix: str = "gridguard"  # of token descriptions and task names
+    token_dir: Path | None = None  # None: print new credentials once
+    name_prefix: str = "gridguard"  # of token descriptions, the v1 user, task names
     tasks_dir: Path | None = None
 
     def __post_init__(self) -> None:
+        if not self.name_prefix or any(c in self.name_prefix for c in ": \t\n"):
+            raise ValueError(f"name_prefix: must be a non-empty name without ':' or spaces "
+                             f"(it starts the collector's v1 user name), got "
+                             f"{self.name_prefix!r}")
         for role, (name, retention) in self.buckets().items():
             if not name:
                 raise ValueError(f"{role}_bucket: must not be empty")
@@ -72,7 +86,7 @@ class SetupResult:
     changes: tuple[str, ...]  # one line per step
     bucket_ids: dict[str, str]  # role -> id
     task_ids: dict[str, str]  # task key -> id
-    tokens: dict[str, str]  # role -> token, only for tokens created in this run
+    tokens: dict[str, str]  # role -> token (collector: user:password), new in this run
 
     @property
     def changed(self) -> bool:
@@ -132,17 +146,20 @@ def _perm_key(perm: dict[str, object]) -> tuple[str, str, str]:
 
 
 def desired_tokens(ids: dict[str, str], org_id: str) -> dict[str, list[dict[str, object]]]:
-    """Role -> permissions, from bucket role -> id."""
+    """Role -> permissions of the v2 tokens, from bucket role -> id."""
     every = [ids[r] for r in ("raw", "rollup_1m", "rollup_1h", "events", "analytics")]
     return {
-        "collector": [_permission("write", ids["raw"], org_id),
-                      _permission("write", ids["events"], org_id)],
         "grafana": [_permission("read", b, org_id) for b in every],
         "analytics": [_permission("read", b, org_id) for b in every]
         + [_permission("write", ids["analytics"], org_id)],
         "worker": [_permission("read", b, org_id) for b in every]
         + [_permission("write", ids["events"], org_id)],
     }
+
+
+def collector_permissions(ids: dict[str, str], org_id: str) -> list[dict[str, object]]:
+    """Write on the raw and events buckets: all the collector's v1 credential may do."""
+    return [_permission("write", ids["raw"], org_id), _permission("write", ids["events"], org_id)]
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -197,6 +214,106 @@ def ensure_token(
     return token, f"{verb} token {description} (printed below; it is shown only once)"
 
 
+def new_password() -> str:
+    """A random password of 43 URL-safe characters (256 bits).
+
+    It has upper case, lower case and digits, so an influxd started with
+    ``--strong-passwords`` accepts it too (3 of 4 character classes, 8..72 characters).
+    """
+    while True:
+        password = secrets.token_urlsafe(32)
+        if (any(c.isupper() for c in password) and any(c.islower() for c in password)
+                and any(c.isdigit() for c in password)):
+            return password
+
+
+def _same_permissions(auth: dict[str, object], permissions: list[dict[str, object]]) -> bool:
+    have = auth.get("permissions") or []
+    assert isinstance(have, list)
+    return sorted(_perm_key(p) for p in have) == sorted(_perm_key(p) for p in permissions)
+
+
+def _legacy_auths(api: InfluxApi, username: str) -> list[dict[str, object]]:
+    try:
+        body = api.json("GET", LEGACY_AUTHS, what="listing v1 credentials",
+                        params={"orgID": api.org_id()})
+    except NotFoundError as exc:
+        raise FatalError(
+            f"{api.url} has no v1-compatibility authorization API ({LEGACY_AUTHS}, the API "
+            f"of `influx v1 auth` in InfluxDB OSS 2.x), which the collector's write-only "
+            f"credential needs: {exc}"
+        ) from exc
+    return [a for a in (body or {}).get("authorizations") or [] if a.get("token") == username]
+
+
+def _set_password(api: InfluxApi, auth_id: str, username: str) -> str:
+    password = new_password()
+    api.json("POST", f"{LEGACY_AUTHS}/{auth_id}/password",
+             what=f"setting the password of v1 credential {username!r}",
+             json={"password": password})
+    return f"{username}:{password}"
+
+
+def _save(credential: str, verb: str, username: str, cred_file: Path | None) -> str:
+    if cred_file is not None:
+        write_secret(cred_file, credential)
+        return f"{verb} v1 credential {username} (saved to {cred_file}, mode 0600)"
+    return f"{verb} v1 credential {username} (printed below; it is shown only once)"
+
+
+def ensure_collector_credential(
+    api: InfluxApi, username: str, permissions: list[dict[str, object]],
+    cred_file: Path | None,
+) -> tuple[str | None, str]:
+    """Make the collector's v1 write-only credential; returns (new ``user:password`` or
+    None, change line).
+
+    An active one with exactly these permissions is kept; if ``cred_file`` is given
+    but missing, its password is reset and saved (the old one cannot be read back).
+    Any other authorization of this user name is deleted and replaced (the name is
+    unique server-wide, so the two cannot coexist).
+    """
+    same = _legacy_auths(api, username)
+    for auth in same:
+        if auth.get("status") == "active" and _same_permissions(auth, permissions):
+            if cred_file is None or cred_file.exists():
+                return None, f"v1 credential {username} unchanged"
+            credential = _set_password(api, str(auth["id"]), username)
+            return credential, _save(credential, "reset password of", username, cred_file)
+    for auth in same:
+        api.json("DELETE", f"{LEGACY_AUTHS}/{auth['id']}",
+                 what=f"deleting old v1 credential {username!r}")
+    created = api.json("POST", LEGACY_AUTHS, what=f"creating v1 credential {username!r}",
+                       json={"orgID": api.org_id(), "token": username,
+                             "description": f"{username}: write-only (gridguard influx setup)",
+                             "permissions": permissions})
+    try:
+        credential = _set_password(api, str(created["id"]), username)
+    except InfluxError:
+        # Without a password nobody can use it; do not leave it for the next run
+        # to report as "unchanged".
+        api.json("DELETE", f"{LEGACY_AUTHS}/{created['id']}",
+                 what=f"deleting v1 credential {username!r} without a password")
+        raise
+    return credential, _save(credential, "replaced" if same else "created", username, cred_file)
+
+
+def retire_v2_token(api: InfluxApi, description: str) -> list[str]:
+    """Deactivate the active v2 tokens with this description (the collector's of
+    earlier setups, which could delete); one change line each."""
+    body = api.json("GET", "/api/v2/authorizations", what="listing tokens",
+                    params={"orgID": api.org_id()})
+    lines = []
+    for auth in body.get("authorizations") or []:
+        if auth.get("description") == description and auth.get("status") == "active":
+            api.json("PATCH", f"/api/v2/authorizations/{auth['id']}",
+                     what=f"deactivating old token {description!r}",
+                     json={"status": "inactive"})
+            lines.append(f"deactivated old token {description} (replaced by the v1 "
+                         f"credential {description})")
+    return lines
+
+
 def run_setup(
     api: InfluxApi, settings: SetupSettings, report: Callable[[str], None] | None = None,
 ) -> SetupResult:
@@ -215,6 +332,15 @@ def run_setup(
         note(line)
 
     tokens: dict[str, str] = {}
+    username = f"{settings.name_prefix}-{COLLECTOR}"
+    cred_file = settings.token_dir / f"{COLLECTOR}.token" if settings.token_dir else None
+    credential, line = ensure_collector_credential(
+        api, username, collector_permissions(ids, org_id), cred_file)
+    note(line)
+    if credential is not None:
+        tokens[COLLECTOR] = credential
+    for line in retire_v2_token(api, username):
+        note(line)
     for role, perms in desired_tokens(ids, org_id).items():
         description = f"{settings.name_prefix}-{role}"
         token_file = settings.token_dir / f"{role}.token" if settings.token_dir else None

@@ -22,18 +22,20 @@ _NOT_FIELDS = ("kind", "time", "interval", "channel", "phase")
 
 
 def collector_config(
-    tmp_path: Path, influxd: InfluxServer, raw: str, events: str, **write: object
+    tmp_path: Path, influxd: InfluxServer, raw: str, events: str,
+    token_file: Path | None = None, **write: object,
 ) -> Path:
     """The example config on the simulated demo panel, writing basic intervals to influxd.
 
-    The token comes from the environment variable ``GG_TEST_INFLUX_TOKEN``; ``write``
-    entries override the ``influx.write`` section.
+    The credential (a v1 ``user:password`` or a v2 token) is read from ``token_file``,
+    else from the environment variable ``GG_TEST_INFLUX_TOKEN``; ``write`` entries
+    override the ``influx.write`` section.
     """
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     data["source"]["simulated"]["scenario"] = str(REPO / "config" / "scenarios" / "demo.yaml")
     data["influx"] = {
         "enabled": True, "url": influxd.url, "org": influxd.org,
-        "token": {"env": TOKEN_ENV},
+        "token": {"file": str(token_file)} if token_file else {"env": TOKEN_ENV},
         "buckets": {"raw": raw, "events": events},
         "write": {"interval": "basic", "flush_interval_s": 0.2, **write},
         "spool": {"path": str(tmp_path / "spool")},

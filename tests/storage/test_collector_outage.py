@@ -2,7 +2,8 @@
 and a ``kill -9`` of the collector in the middle of it.
 
 1. ``gridguard run`` (simulated panel, real time, basic intervals to InfluxDB, JSON Lines
-   to a file) runs against the test influxd.
+   to a file) runs against the test influxd, with the v1 write-only credential
+   ``gridguard influx setup`` makes.
 2. influxd is stopped: the collector goes on measuring and its points wait in the spool.
 3. The collector is killed with SIGKILL while points are spooling.
 4. influxd comes back; a second ``gridguard run`` on the same spool replays it while
@@ -93,7 +94,7 @@ def _spooled_keys(spool: Path) -> set[tuple[str, str, int]]:
 
 def test_kill9_during_outage_then_replay_every_published_point_once(
     influxd: InfluxServer, influx_bucket: InfluxBucket, events_bucket: InfluxBucket,
-    tmp_path: Path,
+    tmp_path: Path, collector_credential: str,
 ) -> None:
     # max_retries 5 (the default) and 2 s timeouts: connection refused is immediate,
     # the backoff between the 6 attempts adds up to ~8-15 s.
@@ -103,7 +104,7 @@ def test_kill9_during_outage_then_replay_every_published_point_once(
     out_a, out_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
 
-    first = _start(cfg, out_a, influxd.token, log_a)
+    first = _start(cfg, out_a, collector_credential, log_a)
     try:
         _wait("records of the first run", lambda: len(read_jsonl(out_a)) >= 5 * CHANNELS,
               first, log_a)
@@ -137,7 +138,7 @@ def test_kill9_during_outage_then_replay_every_published_point_once(
     assert not after_stop - in_spool, sorted(after_stop - in_spool)[:5]
 
     influxd.start()
-    second = _start(cfg, out_b, influxd.token, log_b)
+    second = _start(cfg, out_b, collector_credential, log_b)
     try:
         def drained() -> bool:
             ids = _id_range(spool)

@@ -1,6 +1,7 @@
 """The collector itself (`gridguard run`, a separate process) writes a simulated run to the
-real influxd; every basic-interval record it reports in its JSON Lines output is read back
-from InfluxDB with the same tags, timestamp (ms precision) and values."""
+real influxd with the v1 write-only credential `gridguard influx setup` makes, read from a
+file as setup saves it; every basic-interval record it reports in its JSON Lines output is
+read back from InfluxDB with the same tags, timestamp (ms precision) and values."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collector.influx_admin.setup import write_secret
 from collector.nomenclature import Measurement
 from tests.influxd_fixture import InfluxBucket, InfluxServer
 from tests.storage.collector_harness import (
@@ -37,10 +39,13 @@ def _run_collector(
 
 def test_simulated_run_reads_back_exactly(
     influxd: InfluxServer, influx_bucket: InfluxBucket, events_bucket: InfluxBucket,
-    tmp_path: Path,
+    tmp_path: Path, collector_credential: str,
 ) -> None:
-    cfg = collector_config(tmp_path, influxd, influx_bucket.name, events_bucket.name)
-    reported = _run_collector(cfg, tmp_path, influxd.token, seconds=3.0)
+    token_file = tmp_path / "secrets" / "collector.token"
+    write_secret(token_file, collector_credential)  # as `influx setup --token-dir` saves it
+    cfg = collector_config(tmp_path, influxd, influx_bucket.name, events_bucket.name,
+                           token_file)
+    reported = _run_collector(cfg, tmp_path, "not-used", seconds=3.0)
     assert len(reported) > 100  # 22 channels x ~15 basic intervals
 
     stored = stored_basic(influxd, influx_bucket.name)

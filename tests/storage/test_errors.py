@@ -2,7 +2,8 @@
 
 Status codes and bodies are those InfluxDB 2.x documents for /api/v2/write (204 ok,
 400 partial write / unable to parse, 401, 404 bucket not found, 413, 422, 429 and 503
-with Retry-After, 500) and RFC 9110 for Retry-After (delta-seconds or HTTP-date).
+with Retry-After, 500) and RFC 9110 for Retry-After (delta-seconds or HTTP-date); the
+``V1_*`` bodies are what influxd 2.7.12 answered on the v1 ``/write`` endpoint.
 """
 
 from __future__ import annotations
@@ -26,10 +27,31 @@ TYPE_CONFLICT = (
     'as type float dropped=1"}'
 )
 
+V1_TYPE_CONFLICT = (
+    '{"code":"unprocessable entity","message":"failure writing points to database: partial '
+    'write: field type conflict: input field \\"v\\" on measurement \\"m\\" is type string, '
+    'already exists as type float dropped=1"}'
+)
+V1_BEYOND_RETENTION = (
+    '{"code":"unprocessable entity","message":"failure writing points to database: partial '
+    'write: dropped 1 points outside retention policy of duration 1h0m0s - oldest point m at '
+    '1970-01-01T00:00:01Z dropped because it violates a Retention Policy Lower Bound"}'
+)
+V1_UNPARSABLE = '{"code":"invalid","message":"unable to parse \'bad line\': invalid field format"}'
+V1_NO_BUCKET = '{"code":"not found","message":"no dbrp mapping found"}'
+V1_WRONG_PASSWORD = '{"code":"unauthorized","message":"Unauthorized"}'
+V1_NO_DB = '{"code":"invalid","message":"missing db"}'
+
 
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
+        (422, V1_TYPE_CONFLICT, PartialWriteError),
+        (422, V1_BEYOND_RETENTION, PartialWriteError),
+        (400, V1_UNPARSABLE, PartialWriteError),
+        (404, V1_NO_BUCKET, FatalError),
+        (401, V1_WRONG_PASSWORD, FatalError),
+        (400, V1_NO_DB, FatalError),
         (400, TYPE_CONFLICT, PartialWriteError),
         (400, '{"code":"invalid","message":"unable to parse \'x y\': bad timestamp"}',
          PartialWriteError),

@@ -25,7 +25,7 @@ from collector.influx_admin.api import InfluxApi
 from collector.model import Metrics
 from collector.sinks.influx.sink import InfluxSink
 from tests.influxd_fixture import InfluxBucket, InfluxServer
-from tests.storage.conftest import sink_settings
+from tests.storage.conftest import delete_legacy_auths, sink_settings
 
 NS = 1_000_000_000
 T0_NS = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
@@ -213,9 +213,10 @@ def test_setup_cli_is_idempotent(app: typer.Typer, influxd: InfluxServer, tmp_pa
     finally:
         for auth in admin_api.json("GET", "/api/v2/authorizations",
                                    what="cleanup")["authorizations"]:
-            if auth.get("description") in {f"{prefix}-{r}"
-                                           for r in ("collector", "grafana", "analytics")}:
+            if auth.get("description") in {f"{prefix}-{r}" for r in ("grafana", "analytics",
+                                                                     "worker")}:
                 admin_api.call("DELETE", f"/api/v2/authorizations/{auth['id']}", what="cleanup")
+        delete_legacy_auths(influxd, f"{prefix}-collector")
         for task in admin_api.json("GET", "/api/v2/tasks", what="cleanup")["tasks"]:
             if task["name"] in (f"{prefix}-rollup_1m", f"{prefix}-rollup_1h"):
                 admin_api.call("DELETE", f"/api/v2/tasks/{task['id']}", what="cleanup")
@@ -227,6 +228,22 @@ def test_setup_cli_is_idempotent(app: typer.Typer, influxd: InfluxServer, tmp_pa
     assert f"created bucket cr-{tag} (retention 7 d)" in first
     assert f"created bucket can-{tag} (retention 365 d)" in first
     assert f"created task {prefix}-rollup_1m" in first
+    assert f"created v1 credential {prefix}-collector (saved to" in first
+    assert f"v1 credential {prefix}-collector unchanged" in second
     assert f"task {prefix}-rollup_1m unchanged" in second
     assert "nothing changed" in second
     assert "created" not in second
+
+
+def test_setup_cli_refuses_a_bad_name_prefix(app: typer.Typer, influxd: InfluxServer,
+                                             tmp_path: Path) -> None:
+    cfg = _config(tmp_path, influxd, {"raw": "unused"})
+    result = CliRunner().invoke(app, ["influx", "setup", "--config", str(cfg),
+                                      "--name-prefix", "my site"],
+                                env={"GG_TEST_INFLUX_TOKEN": influxd.token, "COLUMNS": "250",
+                                     "GRIDGUARD_INFLUX_URL": None,
+                                     "GRIDGUARD_INFLUX_TOKEN": None,
+                                     "GRIDGUARD_INFLUX_ORG": None})
+    assert result.exit_code == 2, result.output
+    assert "name_prefix" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -3,7 +3,8 @@
 A writer *process* (tests/storage/outage_driver.py) publishes deterministic records;
 influxd is stopped while it runs, so records go to the spool; the process is killed
 with SIGKILL while it is still spooling; influxd comes back and a new writer process
-on the same spool replays it while publishing new live records.
+on the same spool replays it while publishing new live records. The writers use the
+collector's v1 write-only credential, as made by ``gridguard influx setup``.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ class Driver:
 
 
 def test_outage_kill9_then_replay_exactly_once(
-    influxd: InfluxServer, influx_bucket: InfluxBucket, tmp_path: Path,
+    influxd: InfluxServer, influx_bucket: InfluxBucket, tmp_path: Path, collector_credential: str,
 ) -> None:
     spool = tmp_path / "spool.sqlite"
-    common = ["--url", influxd.url, "--org", influxd.org, "--token", influxd.token,
+    common = ["--url", influxd.url, "--org", influxd.org, "--token", collector_credential,
               "--bucket", influx_bucket.name, "--events-bucket", influx_bucket.name,
               "--spool", str(spool)]
     first = Driver("publish", [*common, "--first", "0", "--count", "6000", "--pause-s", "0.01"])

@@ -1,4 +1,5 @@
-"""Metrics and events through InfluxSink into the real influxd, read back exactly."""
+"""Metrics and events through InfluxSink into the real influxd, read back exactly, with the
+collector's v1 credential (``/write``) and with a v2 token (``/api/v2/write``)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,10 @@ def _rows(api: InfluxApi, bucket: str) -> list[dict[str, object]]:
 
 def test_round_trip_exact(
     influxd: InfluxServer, influx_bucket: InfluxBucket, events_bucket: InfluxBucket,
-    admin_api: InfluxApi, tmp_path: Path,
+    admin_api: InfluxApi, tmp_path: Path, write_credential: str,
 ) -> None:
     sink = InfluxSink(sink_settings(influxd, influx_bucket.name, events_bucket.name,
-                                    tmp_path / "spool.sqlite"))
+                                    tmp_path / "spool.sqlite", write_credential))
     metrics, events = _metrics(), _events()
     sink.publish(metrics[:7], events[:1])
     sink.publish(metrics[7:], events[1:])
@@ -113,9 +114,10 @@ def test_round_trip_exact(
 def test_nan_field_dropped_and_counted(
     influxd: InfluxServer, influx_bucket: InfluxBucket, events_bucket: InfluxBucket,
     admin_api: InfluxApi, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    write_credential: str,
 ) -> None:
     sink = InfluxSink(sink_settings(influxd, influx_bucket.name, events_bucket.name,
-                                    tmp_path / "spool.sqlite"))
+                                    tmp_path / "spool.sqlite", write_credential))
     with caplog.at_level(logging.WARNING):
         sink.publish([Metrics(T0_NS, "150c", "c1", "A",
                               {"voltage_rms_v": math.nan, "current_rms_a": 2.5})], [])
@@ -133,13 +135,15 @@ def test_nan_field_dropped_and_counted(
 def test_partial_rejection_drops_only_the_conflicting_point(
     influxd: InfluxServer, influx_bucket: InfluxBucket, events_bucket: InfluxBucket,
     admin_api: InfluxApi, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    write_credential: str,
 ) -> None:
     # The field exists as float; a buggy producer then sends a string for it.
     influxd.write(influx_bucket.name,
                   "electrical,circuit=c0,interval=150c,phase=A,site=lab voltage_rms_v=230.0 "
                   f"{T0_NS // 1_000_000 - 1000}", precision="ms")
     sink = InfluxSink(sink_settings(influxd, influx_bucket.name, events_bucket.name,
-                                    tmp_path / "spool.sqlite", flush_interval_s=0.5))
+                                    tmp_path / "spool.sqlite", write_credential,
+                                    flush_interval_s=0.5))
     batch = [Metrics(T0_NS + k * 3_000_000_000, "150c", "c0", "A",
                      {"voltage_rms_v": "oops" if k == 13 else 230.0 + k}) for k in range(40)]
     with caplog.at_level(logging.ERROR):

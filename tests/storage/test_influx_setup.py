@@ -1,4 +1,12 @@
-"""`influx setup` against the real influxd: idempotence, least privilege, the rollup tasks."""
+"""`influx setup` against the real influxd: idempotence, least privilege, the rollup tasks.
+
+The collector's credential is a v1 write-only authorization; what it cannot do is
+tried through every door InfluxDB 2.7 has for deleting: ``/api/v2/delete`` and
+deleting the bucket (v2 API, every way of presenting the credential), and InfluxQL
+``DELETE``/``DROP`` on ``/query``. A read+write v1 credential, given the same
+InfluxQL statements, does delete: so the statements are effective and only the
+missing permission stops them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import requests
 
 from collector.influx_admin.api import InfluxApi
-from collector.influx_admin.setup import SetupResult, SetupSettings, run_setup
+from collector.influx_admin.setup import (
+    LEGACY_AUTHS,
+    SetupResult,
+    SetupSettings,
+    ensure_collector_credential,
+    run_setup,
+)
 from collector.influx_admin.tasks import backfill_query, load_templates, render, run_task
 from tests.influxd_fixture import InfluxServer
+from tests.storage.conftest import delete_legacy_auths
 
 NS = 1_000_000_000
 
@@ -47,6 +63,7 @@ def installed(influxd: InfluxServer, tmp_path_factory: pytest.TempPathFactory,
     for auth in influxd.api("GET", "/api/v2/authorizations").json()["authorizations"]:
         if str(auth.get("description", "")).startswith(settings.name_prefix):
             influxd.api("DELETE", f"/api/v2/authorizations/{auth['id']}")
+    delete_legacy_auths(influxd, settings.name_prefix)
     for bucket_id in first.bucket_ids.values():
         influxd.api("DELETE", f"/api/v2/buckets/{bucket_id}")
     api.close()
@@ -58,8 +75,11 @@ def test_first_run_creates_second_changes_nothing(installed: Installed) -> None:
     assert f"created bucket {s.rollup_1m_bucket} (retention 90 d)" in installed.first.changes
     assert f"created bucket {s.rollup_1h_bucket} (retention 1825 d)" in installed.first.changes
     assert f"created task {s.name_prefix}-rollup_1m" in installed.first.changes
+    assert (f"created v1 credential {s.name_prefix}-collector (saved to "
+            f"{s.token_dir}/collector.token, mode 0600)") in installed.first.changes
     assert set(installed.first.tokens) == {"collector", "grafana", "analytics", "worker"}
     assert not installed.second.changed
+    assert f"v1 credential {s.name_prefix}-collector unchanged" in installed.second.changes
     assert f"task {s.name_prefix}-rollup_1m unchanged" in installed.second.changes
     assert f"bucket {s.raw_bucket} unchanged" in installed.second.changes
     assert installed.second.tokens == {}
@@ -101,43 +121,211 @@ def _read(influxd: InfluxServer, token: str, bucket: str) -> int:
     ).status_code
 
 
-def test_token_files_match_created_tokens(installed: Installed) -> None:
-    for role, token in installed.first.tokens.items():
-        assert _token(installed, role) == token
+def _v1_write(influxd: InfluxServer, credential: str, bucket: str, line: str) -> int:
+    user, _, password = credential.partition(":")
+    return requests.post(
+        f"{influxd.url}/write", params={"db": bucket, "precision": "ms"}, data=line,
+        auth=(user, password), timeout=30,
+    ).status_code
 
 
-def test_collector_token_writes_raw_and_events_only(
+def _influxql(influxd: InfluxServer, credential: str, bucket: str, statement: str,
+              **params: str) -> tuple[int, str]:
+    user, _, password = credential.partition(":")
+    resp = requests.post(f"{influxd.url}/query", params={"db": bucket, "q": statement, **params},
+                         auth=(user, password), timeout=30)
+    return resp.status_code, resp.text
+
+
+def _line(measurement: str) -> str:
+    return f"{measurement},circuit=perm current_rms_a=1.0 {int(time.time() * 1000)}"
+
+
+def _count(influxd: InfluxServer, bucket: str, measurement: str) -> int:
+    """Points of ``measurement`` in the last hour, read with the operator token."""
+    return len(influxd.query(f'from(bucket: "{bucket}") |> range(start: -1h) '
+                             f'|> filter(fn: (r) => r._measurement == "{measurement}")'))
+
+
+def _v2_doors(credential: str) -> list[dict[str, Any]]:
+    """Every way a v2 endpoint could take the credential: as requests keyword arguments."""
+    user, _, password = credential.partition(":")
+    return [{"headers": {"Authorization": f"Token {credential}"}},
+            {"headers": {"Authorization": f"Token {password}"}},
+            {"auth": (user, password)}]
+
+
+def test_token_files_match_created_tokens(installed: Installed, influxd: InfluxServer) -> None:
+    for role in ("grafana", "analytics", "worker"):
+        assert _token(installed, role) == installed.first.tokens[role]
+        assert ":" not in _token(installed, role)  # what the transport tells them apart by
+    # (later tests may give the collector a new password: its file holds the current one)
+    user, sep, password = _token(installed, "collector").partition(":")
+    assert (user, sep) == (f"{installed.settings.name_prefix}-collector", ":")
+    assert installed.first.tokens["collector"].startswith(f"{user}:")
+    assert len(password) == 43
+    assert _v1_write(influxd, _token(installed, "collector"), installed.settings.raw_bucket,
+                     _line("perm_file")) == 204
+
+
+def test_collector_credential_writes_raw_and_events_only(
     installed: Installed, influxd: InfluxServer
 ) -> None:
-    s, tok = installed.settings, _token(installed, "collector")
-    assert _write(influxd, tok, s.raw_bucket) == 204
-    assert _write(influxd, tok, s.events_bucket) == 204
+    s, cred = installed.settings, _token(installed, "collector")
+    assert _v1_write(influxd, cred, s.raw_bucket, _line("perm_w")) == 204
+    assert _v1_write(influxd, cred, s.events_bucket, _line("perm_w")) == 204
+    assert _count(influxd, s.raw_bucket, "perm_w") == 1
+    assert _count(influxd, s.events_bucket, "perm_w") == 1
     for other in (s.rollup_1m_bucket, s.rollup_1h_bucket, s.analytics_bucket):
-        assert _write(influxd, tok, other) in (403, 404)
-    for bucket in (s.raw_bucket, s.events_bucket, s.rollup_1m_bucket):
-        assert _read(influxd, tok, bucket) in (401, 403, 404)  # cannot read anything
-    hdr = {"Authorization": f"Token {tok}"}
-    assert requests.get(f"{influxd.url}/api/v2/authorizations", headers=hdr,
-                        timeout=30).json().get("authorizations", []) == []
-    assert requests.post(f"{influxd.url}/api/v2/buckets", headers=hdr, timeout=30,
-                         json={"orgID": influxd.org_id, "name": "evil"}).status_code in (401, 403)
+        assert _v1_write(influxd, cred, other, _line("perm_w")) == 404  # "no dbrp mapping"
+        assert _count(influxd, other, "perm_w") == 0
+    for door in _v2_doors(cred):  # v2 API: nothing at all
+        resp = requests.post(f"{influxd.url}/api/v2/write", timeout=30, data=_line("perm_w"),
+                             params={"org": influxd.org, "bucket": s.raw_bucket}, **door)
+        assert resp.status_code == 401
+        resp = requests.post(f"{influxd.url}/api/v2/buckets", timeout=30,
+                             json={"orgID": influxd.org_id, "name": "evil"}, **door)
+        assert resp.status_code == 401
+    assert _count(influxd, s.raw_bucket, "perm_w") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InfluxDB 2.7 grants delete with bucket write: a write token can delete points "
-    "(and the bucket). No narrower permission exists; documented in docs/storage.md. "
-    "strict: if a future InfluxDB forbids it, this XPASS tells us to update the docs.",
-)
-def test_collector_token_cannot_delete(installed: Installed, influxd: InfluxServer) -> None:
-    s, tok = installed.settings, _token(installed, "collector")
-    status = requests.post(
-        f"{influxd.url}/api/v2/delete",
-        params={"org": influxd.org, "bucket": s.raw_bucket},
-        json={"start": "2000-01-01T00:00:00Z", "stop": "2000-01-02T00:00:00Z"},
-        headers={"Authorization": f"Token {tok}"}, timeout=30,
-    ).status_code
-    assert status in (401, 403, 404)
+def test_collector_credential_cannot_read(installed: Installed, influxd: InfluxServer) -> None:
+    s, cred = installed.settings, _token(installed, "collector")
+    assert _v1_write(influxd, cred, s.raw_bucket, _line("perm_r")) == 204
+    for door in _v2_doors(cred):
+        resp = requests.post(
+            f"{influxd.url}/api/v2/query", params={"org": influxd.org}, timeout=30,
+            json={"query": f'from(bucket: "{s.raw_bucket}") |> range(start: -1h)'}, **door)
+        assert resp.status_code == 401
+    status, text = _influxql(influxd, cred, s.raw_bucket, "SELECT * FROM perm_r")
+    assert status == 200
+    assert f"database not found: {s.raw_bucket}" in text
+    assert "perm" not in text.replace(s.raw_bucket, "")  # no series, no values
+    assert _count(influxd, s.raw_bucket, "perm_r") == 1  # there was something to read
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM perm_d", "DROP MEASUREMENT perm_d",
+                                       "DELETE FROM perm_d WHERE time > 0"])
+@pytest.mark.parametrize("rp", [None, "autogen"])
+def test_collector_credential_cannot_delete_with_influxql(
+    installed: Installed, influxd: InfluxServer, statement: str, rp: str | None,
+) -> None:
+    s, cred = installed.settings, _token(installed, "collector")
+    assert _v1_write(influxd, cred, s.raw_bucket, _line("perm_d")) == 204
+    before = _count(influxd, s.raw_bucket, "perm_d")
+    assert before >= 1
+    status, text = _influxql(influxd, cred, s.raw_bucket, statement,
+                             **({"rp": rp} if rp else {}))
+    assert status == 200  # InfluxQL reports per statement, in the body
+    assert f"default retention policy not set for: {s.raw_bucket}" in text
+    assert _count(influxd, s.raw_bucket, "perm_d") == before
+
+
+def test_collector_credential_cannot_delete_through_the_v2_api(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    s, cred = installed.settings, _token(installed, "collector")
+    assert _v1_write(influxd, cred, s.events_bucket, _line("perm_d2")) == 204
+    bucket_id = installed.first.bucket_ids["events"]
+    for door in _v2_doors(cred):
+        resp = requests.post(
+            f"{influxd.url}/api/v2/delete", params={"org": influxd.org, "bucket": s.events_bucket},
+            json={"start": "2000-01-01T00:00:00Z", "stop": "2100-01-01T00:00:00Z"},
+            timeout=30, **door)
+        assert resp.status_code == 401
+        resp = requests.delete(f"{influxd.url}/api/v2/buckets/{bucket_id}", timeout=30, **door)
+        assert resp.status_code == 401
+    assert _count(influxd, s.events_bucket, "perm_d2") == 1
+
+
+def test_read_write_v1_credential_does_delete_with_influxql(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    # The control of the test above: with read added, the same statement deletes.
+    s, ids = installed.settings, installed.first.bucket_ids
+    perms: list[dict[str, object]] = [
+        {"action": action, "resource": {"type": "buckets", "id": ids["raw"],
+                                        "orgID": influxd.org_id}}
+        for action in ("read", "write")]
+    rw, _ = ensure_collector_credential(installed.api, f"{s.name_prefix}-rw-control", perms, None)
+    assert rw is not None
+    assert _v1_write(influxd, rw, s.raw_bucket, _line("perm_ctl")) == 204
+    assert _count(influxd, s.raw_bucket, "perm_ctl") == 1
+    status, text = _influxql(influxd, rw, s.raw_bucket, "DELETE FROM perm_ctl")
+    assert status == 200
+    assert "error" not in text
+    assert _count(influxd, s.raw_bucket, "perm_ctl") == 0
+
+
+def test_v2_collector_token_of_an_earlier_setup_is_deactivated(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    s, ids = installed.settings, installed.first.bucket_ids
+    old = influxd.api("POST", "/api/v2/authorizations", json={
+        "orgID": influxd.org_id, "description": f"{s.name_prefix}-collector",
+        "permissions": [{"action": "write", "resource": {"type": "buckets", "id": ids["raw"],
+                                                         "orgID": influxd.org_id}}],
+    }).json()
+    assert _write(influxd, old["token"], s.raw_bucket) == 204
+    result = run_setup(installed.api, s)
+    assert result.changes.count(f"deactivated old token {s.name_prefix}-collector (replaced by "
+                                f"the v1 credential {s.name_prefix}-collector)") == 1
+    now = influxd.api("GET", f"/api/v2/authorizations/{old['id']}").json()
+    assert now["status"] == "inactive"
+    assert _write(influxd, old["token"], s.raw_bucket) == 403  # influxd: token is inactive
+    assert f"v1 credential {s.name_prefix}-collector unchanged" in result.changes
+    assert not run_setup(installed.api, s).changed
+
+
+def test_missing_credential_file_resets_the_password(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    s = installed.settings
+    assert s.token_dir is not None
+    old = _token(installed, "collector")
+    (s.token_dir / "collector.token").unlink()
+    result = run_setup(installed.api, s)
+    assert (f"reset password of v1 credential {s.name_prefix}-collector (saved to "
+            f"{s.token_dir}/collector.token, mode 0600)") in result.changes
+    new = _token(installed, "collector")
+    assert result.tokens == {"collector": new}
+    assert new.partition(":")[0] == old.partition(":")[0]
+    assert _v1_write(influxd, old, s.raw_bucket, _line("perm_pw")) == 401
+    assert _v1_write(influxd, new, s.raw_bucket, _line("perm_pw")) == 204
+    assert not run_setup(installed.api, s).changed
+
+
+def test_credential_with_other_permissions_is_replaced(
+    installed: Installed, influxd: InfluxServer
+) -> None:
+    s, ids = installed.settings, installed.first.bucket_ids
+    username = f"{s.name_prefix}-collector"
+    legacy = influxd.api("GET", LEGACY_AUTHS, params={"orgID": influxd.org_id}).json()
+    (current,) = [a for a in legacy["authorizations"] if a["token"] == username]
+    influxd.api("DELETE", f"{LEGACY_AUTHS}/{current['id']}")
+    # as if an operator had widened it by hand: read on raw as well
+    perms: list[dict[str, object]] = [
+        {"action": action, "resource": {"type": "buckets", "id": ids["raw"],
+                                        "orgID": influxd.org_id}}
+        for action in ("read", "write")]
+    wide, _ = ensure_collector_credential(installed.api, username, perms, None)
+    assert wide is not None
+    result = run_setup(installed.api, s)
+    assert (f"replaced v1 credential {username} (saved to {s.token_dir}/collector.token, "
+            "mode 0600)") in result.changes
+    legacy = influxd.api("GET", LEGACY_AUTHS, params={"orgID": influxd.org_id}).json()
+    (now,) = [a for a in legacy["authorizations"] if a["token"] == username]
+    assert sorted((p["action"], p["resource"]["id"]) for p in now["permissions"]) == sorted(
+        [("write", ids["raw"]), ("write", ids["events"])])
+    assert _v1_write(influxd, wide, s.raw_bucket, _line("perm_wide")) == 401
+    assert _v1_write(influxd, _token(installed, "collector"), s.events_bucket,
+                     _line("perm_wide")) == 204
+    assert not run_setup(installed.api, s).changed
+
+
+def test_name_prefix_must_not_contain_a_colon() -> None:
+    with pytest.raises(ValueError, match="name_prefix: must be a non-empty name without ':'"):
+        SetupSettings(name_prefix="grid:guard")
 
 
 def test_grafana_token_reads_everything_writes_nothing(

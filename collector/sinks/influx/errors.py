@@ -47,7 +47,7 @@ class NotFoundError(FatalError):
     """The API object asked for does not exist (HTTP 404 on an API call)."""
 
 
-# Point-level rejections of InfluxDB 2.x (/api/v2/write answers 400, 413 or 422).
+# Point-level rejections of InfluxDB 2.x (/api/v2/write and /write answer 400, 413 or 422).
 # Only these justify splitting a batch and dropping single points; any other 400
 # (bad precision, bad org) would otherwise make us drop every point one by one.
 _POINT_LEVEL = re.compile(
@@ -56,6 +56,16 @@ _POINT_LEVEL = re.compile(
     r"missing (tag|field)|bad timestamp|invalid boolean|invalid number",
     re.IGNORECASE,
 )
+
+
+# What a fatal write answer means, for the operator reading the log. /write says
+# "no dbrp mapping found" for both a missing bucket and one the credential may not
+# write (its bucket lookup is filtered by the credential's permissions).
+_WRITE_HINTS = {
+    401: "the credential is wrong, deactivated or deleted",
+    403: "the credential may not write this bucket",
+    404: "no such bucket, or the credential may not write it",
+}
 
 
 def _message(status: int, body: str) -> str:
@@ -99,7 +109,8 @@ def classify_write_response(status: int, headers: Mapping[str, str], body: str) 
         raise PartialWriteError(message)
     if status == 400 and _POINT_LEVEL.search(body):
         raise PartialWriteError(message)
-    raise FatalError(message)
+    hint = _WRITE_HINTS.get(status)
+    raise FatalError(f"{message} ({hint})" if hint else message)
 
 
 def classify_api_response(status: int, headers: Mapping[str, str], body: str, what: str) -> None:
