@@ -18,7 +18,7 @@ helpers of those ratios and are never emitted.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -401,6 +401,20 @@ class RecordFields(Mapping[str, FieldValue]):
 
     def __repr__(self) -> str:
         return repr(self._fields())
+
+    # The dict's own views and lookups: Mapping's generic ones would go through
+    # __getitem__ once per field, which sinks that encode every field notice.
+    def items(self) -> ItemsView[str, FieldValue]:
+        return self._fields().items()
+
+    def keys(self) -> KeysView[str]:
+        return self._fields().keys()
+
+    def values(self) -> ValuesView[FieldValue]:
+        return self._fields().values()
+
+    def get(self, key: str, default: FieldValue = None) -> FieldValue:  # type: ignore[override]
+        return self._fields().get(key, default)
 
 
 def to_metrics(

@@ -15,6 +15,7 @@ Prints figures; asserts nothing about time. Results go to docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -65,6 +66,7 @@ def bench_publish(server: Server, rate_hz: float, seconds: float, harmonics: boo
     cpu_s = time.process_time() - cpu0
     stats = sink.health().writer
     sink.close()
+    shutil.rmtree(spool.parent, ignore_errors=True)
     n_lines = n_calls * lines_per_call
     lat_us = sorted(x * 1e6 for x in latencies_s)
     p99 = lat_us[min(len(lat_us) - 1, int(0.99 * len(lat_us)))]

@@ -114,3 +114,8 @@ def test_record_fields_are_a_snapshot_converted_when_read() -> None:
     assert len(va.fields) == len(eager)
     assert list(va.fields) == list(eager)
     assert repr(va.fields) == repr(eager)
+    assert list(va.fields.items()) == list(eager.items())
+    assert list(va.fields.values()) == list(eager.values())
+    assert va.fields.keys() == eager.keys()
+    assert va.fields.get("voltage_rms_v") == 231.5
+    assert va.fields.get("no_such_field", 5) == 5

@@ -16,7 +16,7 @@ import pytest
 from collector.influx_admin.schema_doc import BOOLEAN_FIELDS as BOOL_FIELDS
 from collector.influx_admin.schema_doc import STRING_FIELDS
 from collector.model import Event, EventType, Metrics, Severity
-from collector.nomenclature import FIELDS, Measurement, harmonic_field
+from collector.nomenclature import FIELDS, Measurement, field_spec, harmonic_field
 from collector.sinks.influx.line_protocol import (
     PRECISION,
     encode_event,
@@ -208,3 +208,87 @@ def test_event_in_progress_has_no_duration_field() -> None:
     (line,) = encode_event(e, site="s").lines
     assert "duration_s" not in line
     assert "extreme_pct=112.0" in line
+
+
+def test_record_line_text_in_full() -> None:
+    # Counts become floats, a boolean stays boolean, a string is quoted and escaped,
+    # a given `flagged` keeps its place and is merged with Metrics.flagged.
+    fields: dict[str, float | int | bool | str | None] = {
+        "voltage_rms_v": 230.06132,
+        "flagged": False,
+        "missing_samples": 3,
+        "frequency_locked": True,
+        "calibration_id": 'lab "B"\\2',
+        "current_rms_a": None,
+        harmonic_field("voltage", 5): 1.25e-05,
+    }
+    m = Metrics(time_ns=T_NS, interval="10min", channel="c1", phase=None, fields=fields,
+                flagged=True)
+    assert encode_metrics(m, site="home").lines == (
+        "electrical,circuit=c1,interval=10min,site=home voltage_rms_v=230.06132,flagged=true,"
+        'missing_samples=3.0,frequency_locked=true,calibration_id="lab \\"B\\"\\\\2" '
+        "1700000000123",
+        "harmonics,circuit=c1,interval=10min,site=home voltage_h5_v=1.25e-05 1700000000123",
+    )
+
+
+_METRICS_MEASUREMENTS = (Measurement.ELECTRICAL, Measurement.HARMONICS, Measurement.POLYPHASE,
+                         Measurement.HEALTH)
+
+
+def _by_definition(m: Metrics, site: str) -> tuple[tuple[str, ...], list[tuple[str, str]]]:
+    """encode_metrics as its documentation defines it: the fields grouped by the
+    nomenclature's measurement, ``flagged`` added to interval records, then one
+    ``encode_line`` per measurement."""
+    where = f"circuit={m.channel} interval={m.interval}"
+    dropped: list[tuple[str, str]] = []
+    grouped: dict[Measurement, dict[str, float | int | bool | str | None]] = {}
+    for name, value in m.fields.items():
+        if value is None:
+            continue
+        try:
+            measurement = field_spec(name).measurement
+        except KeyError:
+            dropped.append((f"{name} ({where})", "field name not in collector.nomenclature"))
+            continue
+        if measurement not in _METRICS_MEASUREMENTS:
+            dropped.append((f"{name} ({where})", f"field belongs to measurement "
+                            f"{measurement.value!r}, which Metrics records do not feed"))
+            continue
+        grouped.setdefault(measurement, {})[name] = value
+    if {Measurement.ELECTRICAL, Measurement.HARMONICS, Measurement.POLYPHASE} & grouped.keys():
+        electrical = grouped.setdefault(Measurement.ELECTRICAL, {})
+        given = electrical.get("flagged")
+        electrical["flagged"] = bool(m.flagged) or (
+            isinstance(given, bool | np.bool_) and bool(given))
+    tags = {"site": site, "circuit": m.channel, "phase": m.phase, "interval": m.interval}
+    lines: list[str] = []
+    for measurement in _METRICS_MEASUREMENTS:
+        if measurement in grouped:
+            line, lost = encode_line(measurement.value, tags, grouped[measurement], m.time_ns)
+            dropped.extend((f"{d.what} ({where})", d.reason) for d in lost)
+            if line is not None:
+                lines.append(line)
+    return tuple(lines), dropped
+
+
+def test_record_encoding_matches_its_definition_for_any_input() -> None:
+    # encode_metrics takes shortcuts for the usual values; whatever a record holds,
+    # its lines and drops must be those of the definition above.
+    rng = random.Random(3)
+    names = [f.name for f in FIELDS] + [harmonic_field("current", 7), "bogus", "flagged"]
+    odd: list[float | int | bool | str | None] = [
+        None, math.nan, math.inf, -math.inf, 0, 7, True, False, np.bool_(True), np.float32(0.5),
+        np.int64(7), 1e16, 1e-5, -0.0, 64.0, "cal-1", 'q"uote', "back\\slash", "line\nbreak",
+        "cr\rx", ""]
+    tag_values = ["home", "Main Panel", "a,b", "k=v", "ends\\", "x\ny", "", None, "c01", "ü"]
+    for _ in range(3000):
+        fields = {rng.choice(names): rng.uniform(-1e6, 1e6) * 10.0 ** rng.randint(-20, 20)
+                  if rng.random() < 0.5 else rng.choice(odd)
+                  for _ in range(rng.randint(0, 10))}
+        m = Metrics(time_ns=rng.randint(0, 2**62), interval=rng.choice(["basic", "10min", "2 h"]),
+                    channel=rng.choice(tag_values) or "c", phase=rng.choice(tag_values),
+                    fields=fields, flagged=rng.random() < 0.3)
+        site = rng.choice(tag_values) or "s"
+        enc = encode_metrics(m, site)
+        assert (enc.lines, [(d.what, d.reason) for d in enc.dropped]) == _by_definition(m, site)

@@ -163,3 +163,21 @@ def test_checkpoint_moves_the_wal_into_the_file_off_the_append_path(tmp_path: Pa
     assert not spool.checkpoint()  # nothing new appended since
     assert spool.depth().points == 3000
     spool.close()
+
+
+def test_a_single_batch_is_committed_on_return(tmp_path: Path) -> None:
+    # The usual publish is one row, stored without BEGIN/COMMIT: it must still be
+    # committed when append returns (another connection sees only committed rows).
+    path = tmp_path / "spool.sqlite"
+    spool = Spool(path, max_bytes=10**6)
+    spool.append("raw", _lines(0, 12))
+    depth = read_depth(path)
+    assert depth is not None
+    assert (depth.batches, depth.points) == (1, 12)
+    with pytest.raises(sqlite3.IntegrityError):  # bucket NOT NULL
+        spool.append_batches([(None, _lines(12, 3))])  # type: ignore[list-item]
+    assert (spool.depth().batches, spool.depth().points) == (1, 12)  # nothing of it counted
+    again = read_depth(path)
+    assert again is not None
+    assert again.points == 12
+    spool.close()

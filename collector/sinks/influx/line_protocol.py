@@ -26,6 +26,7 @@ Policy (documented in influx/README.md and docs/storage.md):
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -124,6 +125,26 @@ def escape_string_field(text: str) -> str:
 _FIELD_MEASUREMENT: Mapping[str, Measurement] = _field_measurements()
 """Field name -> measurement for every nomenclature name (harmonics included); immutable."""
 
+_ELECTRICAL, _HARMONICS, _POLYPHASE = (
+    _METRICS_MEASUREMENTS.index(m)
+    for m in (Measurement.ELECTRICAL, Measurement.HARMONICS, Measurement.POLYPHASE))
+_METRICS_ROUTE: Mapping[str, int] = MappingProxyType({
+    name: _METRICS_MEASUREMENTS.index(measurement)
+    for name, measurement in _FIELD_MEASUREMENT.items()
+    if measurement in _METRICS_MEASUREMENTS and name != FLAGGED_FIELD
+})
+"""Field name -> index in ``_METRICS_MEASUREMENTS``, for every field a Metrics record
+may carry except ``flagged`` (merged with ``Metrics.flagged``, not written as given)."""
+_METRICS_HEADS = tuple(escape_measurement(m.value) for m in _METRICS_MEASUREMENTS)
+_FLAG_TEXT = (f"{FLAGGED_FIELD}=false", f"{FLAGGED_FIELD}=true")
+_PLAIN_STRING = re.compile(r'[^"\\\n\r]*')
+"""A string field value that needs no escaping and has no line break."""
+_INTERVAL_BITS = sum(1 << _METRICS_MEASUREMENTS.index(m) for m in _INTERVAL_MEASUREMENTS)
+assert _FIELD_MEASUREMENT[FLAGGED_FIELD] is Measurement.ELECTRICAL
+# _metrics_tags writes the tags in this order, which is sorted by key
+assert sorted([Tag.SITE, Tag.CIRCUIT, Tag.PHASE, Tag.INTERVAL]) == [
+    Tag.CIRCUIT, Tag.INTERVAL, Tag.PHASE, Tag.SITE]
+
 
 def format_field_value(value: float | int | bool | str) -> str:
     """Line-protocol text of one field value; raises ValueError for what cannot be stored."""
@@ -155,6 +176,22 @@ def _tag_value_problem(value: str) -> str | None:
     return None
 
 
+def _tag_section(tags: Mapping[str, str | None]) -> tuple[str, str | None]:
+    """``,key=value`` for each tag sorted by key (None/empty omitted), or a problem."""
+    parts: list[str] = []
+    for key in sorted(tags):
+        value = tags[key]
+        if not value:
+            continue
+        if not value.isalnum():  # fast path: letters and digits need no escaping
+            problem = _tag_value_problem(value)
+            if problem is not None:
+                return "", problem
+            value = escape_key(value)
+        parts.append(f",{key if key.isalnum() else escape_key(key)}={value}")
+    return "".join(parts), None
+
+
 def encode_line(
     measurement: str,
     tags: Mapping[str, str | None],
@@ -166,16 +203,10 @@ def encode_line(
     Tags whose value is None or empty are omitted (line protocol has no empty tag
     values); tags are written sorted by key, as InfluxDB recommends.
     """
+    tag_text, problem = _tag_section(tags)
+    if problem is not None:
+        return None, [Dropped(f"{measurement} point", problem)]
     dropped: list[Dropped] = []
-    tag_parts: list[str] = []
-    for key in sorted(tags):
-        tag = tags[key]
-        if tag is None or tag == "":
-            continue
-        problem = _tag_value_problem(tag)
-        if problem is not None:
-            return None, [Dropped(f"{measurement} point", problem)]
-        tag_parts.append(f"{escape_key(key)}={escape_key(tag)}")
     field_parts: list[str] = []
     for name, value in fields.items():
         if value is None:
@@ -192,9 +223,7 @@ def encode_line(
         field_parts.append(f"{key}={text}")
     if not field_parts:
         return None, dropped
-    head = escape_measurement(measurement)
-    if tag_parts:
-        head += "," + ",".join(tag_parts)
+    head = escape_measurement(measurement) + tag_text
     return f"{head} {','.join(field_parts)} {timestamp_ms(time_ns)}", dropped
 
 
@@ -219,49 +248,120 @@ def encode_metrics(m: Metrics, site: str) -> Encoded:
     ``flagged`` for every interval record (``m.flagged`` or a true ``flagged``
     field), so a flagged polyphase or harmonics record is findable too.
     """
-    dropped: list[Dropped] = []
-    grouped: dict[Measurement, dict[str, FieldValue]] = {}
-    for name, value in m.fields.items():
-        if value is None:
-            continue
-        measurement = _measurement_of(name)
-        if measurement is None:
-            dropped.append(
-                Dropped(f"{name} ({_describe(m)})", "field name not in collector.nomenclature")
-            )
-            continue
-        if measurement not in _METRICS_MEASUREMENTS:
-            dropped.append(
-                Dropped(
-                    f"{name} ({_describe(m)})",
-                    f"field belongs to measurement {measurement.value!r}, "
-                    "which Metrics records do not feed",
-                )
-            )
-            continue
-        grouped.setdefault(measurement, {})[name] = value
-    if _INTERVAL_MEASUREMENTS.intersection(grouped):
-        electrical = grouped.setdefault(Measurement.ELECTRICAL, {})
-        given = electrical.get(FLAGGED_FIELD)
-        electrical[FLAGGED_FIELD] = bool(m.flagged) or (
-            isinstance(given, bool | np.bool_) and bool(given)
-        )
-    tags: dict[str, str | None] = {
-        Tag.SITE.value: site,
-        Tag.CIRCUIT.value: m.channel,
-        Tag.PHASE.value: m.phase,
-        Tag.INTERVAL.value: m.interval,
-    }
     lines: list[str] = []
-    for measurement in _METRICS_MEASUREMENTS:
-        fields = grouped.get(measurement)
-        if not fields:
-            continue
-        line, lost = encode_line(measurement.value, tags, fields, m.time_ns)
-        dropped.extend(Dropped(f"{d.what} ({_describe(m)})", d.reason) for d in lost)
-        if line is not None:
-            lines.append(line)
+    dropped: list[Dropped] = []
+    _encode_metrics_into(m, site, lines, dropped)
     return Encoded(tuple(lines), tuple(dropped))
+
+
+def _encode_metrics_into(m: Metrics, site: str, lines: list[str],
+                         dropped: list[Dropped]) -> None:
+    """:func:`encode_metrics`, appending to the caller's lists (one pass over the fields).
+
+    Finite floats and ints of nomenclature fields, nearly every value, take the first
+    branch; the rest goes through the general rules. The text is that of
+    :func:`encode_line` applied per measurement (tests/storage/test_line_protocol.py
+    checks it).
+    """
+    groups: tuple[list[str], ...] = ([], [], [], [])
+    route = _METRICS_ROUTE
+    general = 0  # bit k: measurement k has a field the general path took (even a NaN)
+    bad: list[tuple[int, Dropped]] = []
+    flag_at = -1
+    flag_given: FieldValue = None
+    for name, value in m.fields.items():
+        k = route.get(name, -1)
+        if k >= 0:
+            if type(value) is float:
+                if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+                    groups[k].append(f"{name}={value!r}")
+                    continue
+            elif type(value) is int:  # counts: written as floats, see the module doc
+                groups[k].append(f"{name}={float(value)!r}")
+                continue
+            elif type(value) is bool:
+                groups[k].append(f"{name}={'true' if value else 'false'}")
+                continue
+            elif type(value) is str and _PLAIN_STRING.fullmatch(value):
+                groups[k].append(f'{name}="{value}"')
+                continue
+            elif value is None:
+                continue
+        elif value is None:
+            continue
+        elif name == FLAGGED_FIELD:
+            flag_given = value
+            flag_at = len(groups[_ELECTRICAL])
+            groups[_ELECTRICAL].append("")  # placeholder, filled in below
+            continue
+        else:
+            k = _route_or_drop(name, m, dropped)
+            if k < 0:
+                continue
+        general |= 1 << k
+        try:
+            text = format_field_value(value)
+        except ValueError as exc:
+            what = f"{_METRICS_MEASUREMENTS[k].value}.{name} ({_describe(m)})"
+            bad.append((k, Dropped(what, str(exc))))
+            continue
+        groups[k].append(f"{name}={text}")
+    electrical = groups[_ELECTRICAL]
+    if electrical or groups[_HARMONICS] or groups[_POLYPHASE] or general & _INTERVAL_BITS:
+        # an interval record: it says whether it is flagged
+        flag = bool(m.flagged) or (isinstance(flag_given, bool | np.bool_) and bool(flag_given))
+        if flag_at >= 0:
+            electrical[flag_at] = _FLAG_TEXT[flag]
+        else:
+            electrical.append(_FLAG_TEXT[flag])
+    tag_text, problem = _metrics_tags(site, m.channel, m.phase, m.interval)
+    ts = timestamp_ms(m.time_ns)
+    if not general and problem is None:  # the common case
+        for k, group in enumerate(groups):
+            if group:
+                lines.append(f"{_METRICS_HEADS[k]}{tag_text} {','.join(group)} {ts}")
+        return
+    for k, group in enumerate(groups):
+        if not group and not general & (1 << k):
+            continue
+        if problem is not None:
+            dropped.append(Dropped(f"{_METRICS_MEASUREMENTS[k].value} point ({_describe(m)})",
+                                   problem))
+            continue
+        dropped.extend(d for j, d in bad if j == k)
+        if group:
+            lines.append(f"{_METRICS_HEADS[k]}{tag_text} {','.join(group)} {ts}")
+
+
+def _metrics_tags(site: str, channel: str, phase: str | None,
+                  interval: str) -> tuple[str, str | None]:
+    """The tag section of a Metrics line (as :func:`_tag_section`), quick for plain names."""
+    if channel.isalnum() and interval.isalnum() and site.isalnum():
+        if phase is None:
+            return f",circuit={channel},interval={interval},site={site}", None
+        if phase.isalnum():
+            return f",circuit={channel},interval={interval},phase={phase},site={site}", None
+    return _tag_section({Tag.SITE.value: site, Tag.CIRCUIT.value: channel,
+                         Tag.PHASE.value: phase, Tag.INTERVAL.value: interval})
+
+
+def _route_or_drop(name: str, m: Metrics, dropped: list[Dropped]) -> int:
+    """Index of the measurement ``name`` goes to, or -1 after noting why it cannot."""
+    measurement = _measurement_of(name)
+    if measurement is None:
+        dropped.append(
+            Dropped(f"{name} ({_describe(m)})", "field name not in collector.nomenclature"))
+        return -1
+    if measurement not in _METRICS_MEASUREMENTS:
+        dropped.append(
+            Dropped(
+                f"{name} ({_describe(m)})",
+                f"field belongs to measurement {measurement.value!r}, "
+                "which Metrics records do not feed",
+            )
+        )
+        return -1
+    return _METRICS_MEASUREMENTS.index(measurement)
 
 
 def _known_field(name: str) -> bool:
@@ -322,9 +422,7 @@ def encode_all(
     event_lines: list[str] = []
     dropped: list[Dropped] = []
     for m in metrics:
-        enc = encode_metrics(m, site)
-        metric_lines.extend(enc.lines)
-        dropped.extend(enc.dropped)
+        _encode_metrics_into(m, site, metric_lines, dropped)
     for e in events:
         enc = encode_event(e, site)
         event_lines.extend(enc.lines)

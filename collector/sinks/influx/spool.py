@@ -185,11 +185,18 @@ class Spool:
         if not rows:
             return Appended((), 0)
         ids: list[int] = []
-        with self._lock, self._transaction():
-            evicted = 0
-            for bucket, payload, n_points, first_ms, last_ms in rows:
-                evicted += self._evict_for(len(payload))
-                ids.append(self._insert(None, bucket, payload, n_points, first_ms, last_ms))
+        evicted = 0
+        with self._lock:
+            if len(rows) == 1 and self._bytes + len(rows[0][1]) <= self._max_bytes:
+                # The usual call: one statement, which SQLite commits (and syncs) as a
+                # transaction of its own; BEGIN and COMMIT would only add two round trips.
+                ids.append(self._insert(None, *rows[0]))
+            else:
+                with self._transaction():
+                    for bucket, payload, n_points, first_ms, last_ms in rows:
+                        evicted += self._evict_for(len(payload))
+                        ids.append(self._insert(None, bucket, payload, n_points, first_ms,
+                                                last_ms))
         return Appended(tuple(ids), evicted)
 
     def append_payload(
