@@ -35,11 +35,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from collector.events.frames import FrameCutter
+from collector.events.frames import FrameCutter, Frames
 from collector.model import NS_PER_S, Event, EventType, Severity
 
 
@@ -138,33 +138,105 @@ def _cycle_variations(
 ) -> NDArray[np.float64]:
     """:func:`cycle_variation` of the half cycles ``[i0, i0 + length)`` for ``i0`` in
     ``starts`` of one channel, at once; NaN where that gives None."""
-    out = np.full(len(starts), np.nan)
     i0 = np.asarray(starts, dtype=np.int64)
-    first = i0 - period_samples - max_shift
-    segs = sliding_window_view(data, length)[i0]
-    rms = np.sqrt(np.mean(segs * segs, axis=1))
-    usable = (rms != 0.0) & (first >= 0) & (length >= 2)
-    for k in np.flatnonzero(usable).tolist():
-        if np.isnan(data[int(np.floor(first[k])):starts[k] + length]).any():
-            usable[k] = False
-    if not usable.any():
-        return out
-    take = np.flatnonzero(usable)
-    seg, seg_rms = segs[take], rms[take]
-    shifts = np.arange(-max_shift, max_shift + 1e-9, _SHIFT_STEP_SAMPLES)
-    base = (i0[take, None] + np.arange(length)).astype(np.float64) - period_samples
-    pos = base[None, :, :] + shifts[:, None, None]  # (shift, half cycle, sample)
-    j = np.floor(pos).astype(np.int64)
-    u = pos - j
-    prev = data[j] * (1.0 - u) + data[j + 1] * u
-    prev_rms = np.sqrt(np.mean(prev * prev, axis=2))
-    ok = prev_rms > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diff = seg[None, :, :] / seg_rms[None, :, None] - prev / prev_rms[:, :, None]
-    score = np.sqrt(np.mean(diff * diff, axis=2))
-    best = np.where(ok, score, np.inf).min(axis=0)
-    out[take] = np.where(ok.any(axis=0), best, 1.0)
+    out = np.empty(i0.size)
+    _variations(np.ascontiguousarray(data, dtype=np.float64), i0, i0 + length,
+                float(period_samples), _shifts(max_shift), out)
     return out
+
+
+def _shifts(max_shift: float) -> NDArray[np.float64]:
+    """Shifts tried by :func:`cycle_variation` [samples]."""
+    return np.arange(-max_shift, max_shift + 1e-9, _SHIFT_STEP_SAMPLES)
+
+
+@numba.njit(cache=True)
+def _variations(
+    data: NDArray[np.float64],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+    period: float,
+    shifts: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None:
+    """:func:`_cycle_variations` of the half cycles ``[starts[k], ends[k])`` into
+    ``out``: the RMS difference of a half cycle's unit-RMS shape and that of the
+    samples one cycle earlier, read at ``shifts`` (linear interpolation) and
+    normalised likewise; the smallest over the shifts, 1.0 when every earlier reading
+    is all zero, NaN when unusable (too little history, a missing sample)."""
+    max_shift = -shifts[0]
+    for k in range(starts.size):
+        i0, length = starts[k], ends[k] - starts[k]
+        out[k] = np.nan
+        first = i0 - period - max_shift
+        if not first >= 0 or length < 2:
+            continue
+        if np.isnan(data[math.floor(first):i0 + length]).any():
+            continue
+        seg = data[i0:i0 + length]
+        seg_rms = math.sqrt((seg * seg).sum() / length)
+        if seg_rms == 0.0:
+            continue
+        earlier = np.empty(length)
+        best = np.inf
+        for shift in shifts:
+            energy = 0.0
+            for n in range(length):
+                pos = (float(i0 + n) - period) + shift
+                j = math.floor(pos)
+                u = pos - j
+                value = data[j] * (1.0 - u) + data[j + 1] * u
+                earlier[n] = value
+                energy += value * value
+            earlier_rms = math.sqrt(energy / length)
+            if not earlier_rms > 0:
+                continue
+            total = 0.0
+            for n in range(length):
+                d = seg[n] / seg_rms - earlier[n] / earlier_rms
+                total += d * d
+            best = min(best, math.sqrt(total / length))
+        out[k] = best if best < np.inf else 1.0
+
+
+@numba.njit(cache=True)
+def _half_cycle_stats(
+    data: NDArray[np.float64],
+    edges: NDArray[np.int64],
+    near_zero_fraction: float,
+    rms: NDArray[np.float64],
+    dwell: NDArray[np.float64],
+) -> None:
+    """RMS and :func:`dwell_fraction` of every half cycle ``[edges[k], edges[k + 1])`` of
+    every row of ``data``, into ``rms`` and ``dwell`` (rows, half cycles). A missing
+    sample makes the RMS NaN and the dwell 0, as with numpy."""
+    for r in range(data.shape[0]):
+        row = data[r]
+        for k in range(edges.size - 1):
+            seg = row[edges[k]:edges[k + 1]]
+            total = 0.0
+            peak = 0.0
+            for v in seg:
+                total += v * v
+                peak = max(peak, abs(v))  # NaN: total is NaN, no sample counts below
+            rms[r, k] = math.sqrt(total / seg.size)
+            near = 0
+            if total == total:
+                level = near_zero_fraction * peak
+                for v in seg:
+                    near += abs(v) <= level
+            dwell[r, k] = near / seg.size
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loops now, or load them from numba's cache: at
+    start-up rather than at the first block (a fraction of a second)."""
+    _screen(np.zeros((1, 8)), np.array([4, 6], dtype=np.int64), 0, 2, 0.0, 1.0, 1.0,
+            np.zeros(1, dtype=bool))
+    _cycle_variations(np.zeros(8), [6], 2, 2.0, 0.5)
+    stats = np.empty((1, 1))
+    _half_cycle_stats(np.zeros((1, 8)), np.array([4, 6], dtype=np.int64), 0.1, stats,
+                      stats.copy())
 
 
 @dataclass
@@ -199,55 +271,75 @@ class ArcDetector:
     def reset_stream(self) -> None:
         self._cutter = None
 
+    def history_samples(self, period: float) -> int:
+        """Samples before each frame that :meth:`process_frames` needs [samples]: one
+        cycle of ``period`` samples, the largest shift and the interpolation."""
+        return int(np.ceil(period + self.settings.max_shift_samples)) + 2
+
     def process(
         self, x_a: NDArray[np.float64], t0_ns: int, fs_hz: float, f_hz: float,
         *, has_nan: bool | None = None,
     ) -> tuple[list[Event], list[Event]]:
         """Feed one block of the channels' samples (n_channels, n) [A]; ``has_nan``
         (whether ``x_a`` has a NaN) is unused: the screen copes with missing samples."""
-        s = self.settings
         period = fs_hz / f_hz
+        if self._cutter is None or fs_hz != self._fs_hz:
+            self._cutter = FrameCutter(len(self.channel_ids), self.history_samples(period))
+            self._fs_hz = fs_hz
+        return self.process_frames(
+            self._cutter.push(x_a, t0_ns, fs_hz, 0.5 * period), slice(None), period
+        )
+
+    def process_frames(
+        self, frames: Frames, rows: slice | list[int], period: float
+    ) -> tuple[list[Event], list[Event]]:
+        """Feed the half-cycle frames of the next block whose rows ``rows`` are the
+        channels' samples [A] (from a cutter keeping :meth:`history_samples`, which
+        the caller may share with other detectors); ``period``: one cycle [samples]."""
+        s = self.settings
         ended: list[Event] = []
         started: list[Event] = []
-        if self._cutter is None or fs_hz != self._fs_hz:
-            history = int(np.ceil(period + s.max_shift_samples)) + 2
-            self._cutter = FrameCutter(len(self.channel_ids), history)
-            self._fs_hz = fs_hz
-        frames = self._cutter.push(x_a, t0_ns, fs_hz, 0.5 * period)
-        if not frames.bounds:
+        if not frames.count:
             return ended, started
-        # Channels with nothing going on and no half cycle that can be arc-like have
-        # nothing to update: only the others are scored half cycle by half cycle.
-        hot = self._may_be_arc_like(frames.data, frames.bounds, period)
-        for c, st in enumerate(self._states):
-            if st.active or st.recent:
-                hot[c] = True
-        channels = np.flatnonzero(hot).tolist()
-        if not channels:
+        data = frames.data[rows]
+        # Only channels where a half cycle can be arc-like are scored; those with an
+        # event or recent arc-like half cycles are updated half cycle by half cycle
+        # too (none of their half cycles here is arc-like); the others have nothing
+        # to update.
+        scored = np.flatnonzero(self._may_be_arc_like(data, frames.edges, period))
+        busy = [c for c, st in enumerate(self._states) if st.active or st.recent]
+        if not scored.size and not busy:
             return ended, started
-        data = frames.data[channels]
-        bounds = frames.bounds
-        rms, arc_like_all = self._score(data, bounds, period)
-        start_ns, end_ns = frames.start_ns, frames.end_ns
+        n_frames = frames.count
+        quiet = [False] * n_frames
+        rms: dict[int, list[float]] = {}
+        arc_like_of: dict[int, list[bool]] = {}
+        if scored.size:
+            rms_l, arc_like_l = self._score(data[scored], frames.edges, period)
+            rms = dict(zip(scored.tolist(), rms_l, strict=True))
+            arc_like_of = dict(zip(scored.tolist(), arc_like_l, strict=True))
+        channels = sorted(set(busy).union(arc_like_of))
+        arc_like_rows = [arc_like_of.get(c, quiet) for c in channels]
+        times = frames.times_ns().tolist()
         window_ns = round(s.window_s * NS_PER_S)
-        for k in range(len(bounds)):
-            f_start, f_end = start_ns[k], end_ns[k]
+        for k in range(n_frames):
+            f_start, f_end = times[k], times[k + 1]
             for j, c in enumerate(channels):
                 st = self._states[c]
-                arc_like = arc_like_all[j][k]
-                if arc_like:
+                if arc_like_rows[j][k]:
                     st.recent.append((f_start, f_end))
                     if st.active:
                         st.last_arc_ns = f_end
                         st.arc_half_cycles += 1
-                        st.current_max_a = max(st.current_max_a, rms[j][k])
+                        st.current_max_a = max(st.current_max_a, rms[c][k])
                 while st.recent and st.recent[0][1] <= f_end - window_ns:
                     st.recent.popleft()
                 if not st.active and len(st.recent) >= s.min_half_cycles:
+                    # only an arc-like half cycle (of a scored channel) gets here
                     st.active, st.event_id = True, self._new_id()
                     st.start_ns, st.last_arc_ns = st.recent[0][0], st.recent[-1][1]
                     st.arc_half_cycles = len(st.recent)
-                    st.current_max_a = rms[j][k]
+                    st.current_max_a = rms[c][k]
                     started.append(self._event(c, None))
                 elif st.active and f_end - st.last_arc_ns >= window_ns:
                     ended.append(self._event(c, st.last_arc_ns))
@@ -256,43 +348,35 @@ class ArcDetector:
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
 
     def _score(
-        self, data: NDArray[np.float64], bounds: list[tuple[int, int]], period: float
+        self, data: NDArray[np.float64], edges: NDArray[np.int64], period: float
     ) -> tuple[list[list[float]], list[list[bool]]]:
-        """RMS [A] and arc-likeness of every half cycle ``bounds`` of every row of
-        ``data``, as lists (row, half cycle). The same per-half-cycle arithmetic as
-        :func:`dwell_fraction` and :func:`cycle_variation`, done for all half cycles of
-        one length at once (half cycles differ in length by at most one sample)."""
+        """RMS [A] and arc-likeness of every half cycle ``[edges[k], edges[k + 1])`` of
+        every row of ``data``, as lists (row, half cycle): :func:`dwell_fraction` and
+        :func:`cycle_variation` of every half cycle, in compiled loops."""
         s = self.settings
-        n_rows, n_frames = data.shape[0], len(bounds)
+        data = np.ascontiguousarray(data)
+        n_rows, n_frames = data.shape[0], edges.size - 1
         rms = np.empty((n_rows, n_frames))
         dwell = np.empty((n_rows, n_frames))
-        groups: dict[int, list[int]] = {}
-        for k, (i0, i1) in enumerate(bounds):
-            groups.setdefault(i1 - i0, []).append(k)
-        for length, ks in groups.items():
-            seg = sliding_window_view(data, length, axis=1)[:, [bounds[k][0] for k in ks]]
-            rms[:, ks] = np.sqrt(np.mean(seg * seg, axis=2))  # NaN stays NaN: not arc-like
-            dwell[:, ks] = dwell_fraction(seg, s.near_zero_fraction)
+        _half_cycle_stats(data, edges, s.near_zero_fraction, rms, dwell)
         # the shape comparison is the costly part: only for candidates
         candidates = (rms >= s.min_current_a) & (dwell >= s.dwell_min_fraction)
         arc_like = np.zeros((n_rows, n_frames), dtype=bool)
+        shifts = _shifts(s.max_shift_samples)
         for j in np.flatnonzero(candidates.any(axis=1)).tolist():
-            for length, ks in groups.items():
-                picked = [k for k in ks if candidates[j, k]]
-                if picked:
-                    variation = _cycle_variations(
-                        data[j], [bounds[k][0] for k in picked], length, period,
-                        s.max_shift_samples,
-                    )
-                    arc_like[j, picked] = variation >= s.variation_min
+            picked = np.flatnonzero(candidates[j])
+            variation = np.empty(picked.size)
+            _variations(data[j], edges[picked], edges[picked + 1], period, shifts, variation)
+            arc_like[j, picked] = variation >= s.variation_min
         return rms.tolist(), arc_like.tolist()
 
     def _may_be_arc_like(
-        self, data: NDArray[np.float64], bounds: list[tuple[int, int]], period: float
+        self, data: NDArray[np.float64], edges: NDArray[np.int64], period: float
     ) -> NDArray[np.bool_]:
-        """Per channel: can any of these half cycles be arc-like? False is certain.
+        """Per channel: can any of the half cycles ``[edges[k], edges[k + 1])`` be
+        arc-like? False is certain.
 
-        Vectorised over channels and half cycles, with the scoring's necessary
+        One compiled loop over channels and half cycles, with the scoring's necessary
         conditions: the half cycle's RMS at least ``min_current_a``, and a shape
         change from one cycle earlier. The variation is at most its value for the
         unshifted comparison, which is at most ``2 * rms(seg - prev) / rms(seg)``
@@ -301,39 +385,23 @@ class ArcDetector:
         without a full cycle of history before it is never arc-like (no variation).
         """
         s = self.settings
+        # _cycle_variations' test of enough history; it grows with the edge, so only
+        # the first half cycles after a start can fail it
+        first, count = 0, edges.size - 1
+        while first < count and (int(edges[first]) - period) - s.max_shift_samples < 0:
+            first += 1
         hot = np.zeros(data.shape[0], dtype=bool)
-        usable = [b for b in bounds if b[0] - period - s.max_shift_samples >= 0]
-        if not usable:
+        if first == count:
             return hot
-        lo, hi = usable[0][0], usable[-1][1]
-        starts = [i0 - lo for i0, _ in usable]
+        # 4 * change < v^2 * energy as change < v^2/4 * energy: scaling by 4 is exact
+        steady = 0.25 * s.variation_min**2 * (1.0 - _VARIATION_MARGIN)
         least = s.min_current_a**2 * (1.0 - _CURRENT_MARGIN)
-        floor = np.array([least * (i1 - i0) for i0, i1 in usable])
-        x = data[:, lo:hi]
-        energy = np.add.reduceat(x * x, starts, axis=1)
-        # NaN energy: the scoring's RMS is NaN too, never a candidate
-        loud = energy >= floor
-        any_loud = loud.any(axis=1)
-        if not any_loud.any():
-            return hot
-        # only the loud rows (all of them without copying, when all are)
-        rows: slice | NDArray[np.intp] = (
-            slice(None) if any_loud.all() else np.flatnonzero(any_loud)
-        )
-        # one cycle earlier, linearly interpolated as in cycle_variation's zero shift
         back = math.ceil(period)
-        u = back - period
-        a = data[rows, lo - back:hi - back]
-        b = data[rows, lo - back + 1:hi - back + 1]
-        diff = b - a
-        diff *= u
-        diff += a
-        np.subtract(x[rows], diff, out=diff)
-        np.multiply(diff, diff, out=diff)
-        change = np.add.reduceat(diff, starts, axis=1)
-        steady = 4.0 * change < s.variation_min**2 * (1.0 - _VARIATION_MARGIN) * energy[rows]
-        hot[rows] = (loud[rows] & ~steady).any(axis=1)
+        # (a cutter's data is in C order already: the loop is compiled for that)
+        _screen(np.ascontiguousarray(data), edges, first, back, back - period, least, steady,
+                hot)
         return hot
+
 
     def _event(self, c: int, end_ns: int | None, open_ended: bool = False) -> Event:
         st = self._states[c]
@@ -366,3 +434,44 @@ class ArcDetector:
             st.recent.clear()
         self.reset_stream()
         return out
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _screen(
+    data: NDArray[np.float64],
+    edges: NDArray[np.int64],
+    first: int,
+    back: int,
+    u: float,
+    least: float,
+    steady: float,
+    hot: NDArray[np.bool_],
+) -> None:
+    """:meth:`ArcDetector._may_be_arc_like` for half cycles ``first`` on: ``hot[r]``
+    set where row ``r`` has one with energy at least ``least`` per sample and a change
+    from one cycle earlier (``back`` samples less ``u``, interpolated as in
+    cycle_variation's zero shift) not below ``steady`` times its energy.
+
+    Sums in any order (vectorised; the screen's margins cover their rounding). A NaN
+    makes its half cycle not loud or not steady; either way the scoring finds it not
+    arc-like (NaN RMS, or NaN history).
+    """
+    for r in range(data.shape[0]):
+        row = data[r]
+        for k in range(first, edges.size - 1):
+            i0, i1 = edges[k], edges[k + 1]
+            seg = row[i0:i1]
+            energy = 0.0
+            for i in range(seg.size):
+                energy += seg[i] * seg[i]
+            if not energy >= least * (i1 - i0):
+                continue
+            a = row[i0 - back:i1 - back]
+            b = row[i0 - back + 1:i1 - back + 1]
+            change = 0.0
+            for i in range(seg.size):
+                d = seg[i] - ((b[i] - a[i]) * u + a[i])
+                change += d * d
+            if not change < steady * energy:
+                hot[r] = True
+                break

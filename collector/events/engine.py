@@ -26,35 +26,48 @@ history of their own: the last few values of their group are kept
 (:class:`.polyphase.RecentValues`) and handed over before they are fed again, so
 the result is what stepping every value would give
 (``tests/events/test_equivalence.py`` checks it against the engine before this).
+
+The passes over the samples (Urms(1/2), the arc and sensor screens, zero crossings,
+the arc shape comparison) are compiled loops (numba): one loop does what took tens
+of numpy calls, whose fixed cost dominated at the 0.1-s blocks of a live source. They
+are compiled, or loaded from numba's cache, when the engine is built. The arc
+signature and the sensor checks share one cut of the block into half-cycle frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.arc import ArcDetector, ArcSettings
+from collector.events.arc import compile_loops as compile_arc_loops
+from collector.events.frames import FrameCutter, Frames
 from collector.events.frequency import (
     FrequencyDetector,
     FrequencyRule,
     default_band_hz,
     default_fast_band_hz,
 )
+from collector.events.frequency import compile_loops as compile_frequency_loops
 from collector.events.ground_fault import (
     GroundFaultDetector,
     GroundFaultGroup,
     GroundFaultSettings,
 )
 from collector.events.half_cycle_rms import HalfCycleRmsState, half_cycle_rms
+from collector.events.half_cycle_rms import compile_loops as compile_rms_loops
 from collector.events.open_neutral import OpenNeutralDetector
 from collector.events.overcurrent import OvercurrentDetector, OvercurrentGroup, OvercurrentRule
 from collector.events.sensor import SensorFaultDetector, SensorSettings
+from collector.events.sensor import compile_loops as compile_sensor_loops
 from collector.events.voltage import VoltageEventDetector, VoltageThresholds
 from collector.model import (
     NS_PER_S,
@@ -66,6 +79,7 @@ from collector.model import (
     Quantity,
     Severity,
     SourceCapabilities,
+    as_float_array,
 )
 
 # Below this many samples per cycle a one-cycle RMS is not trustworthy to 0.2 %.
@@ -275,7 +289,7 @@ class EventEngine:
         v_labels = [_label(channels[k]) for k in v_idx]
         if len(set(v_labels)) != len(v_labels):
             v_labels = [channels[k].id for k in v_idx]
-        self._v_rows = [unit_row(k) for k in v_idx]
+        self._v_rows = _rows_of([unit_row(k) for k in v_idx])
         self._v_idx = v_idx
         v_reference = nominal_voltage_v if reference == "nominal" else None
         self._voltage: VoltageEventDetector | None = None
@@ -312,6 +326,8 @@ class EventEngine:
             self._frequency = FrequencyDetector(
                 channels[ref_k].id, _label(channels[ref_k]), f_nom, f_rules, self._new_id
             )
+            if channels[ref_k].rate_hz > 0:
+                self._frequency.prepare(channels[ref_k].rate_hz)
         else:
             for name in ("voltage", "open_neutral", "frequency"):
                 self.unavailable[name] = "no phase-voltage channel"
@@ -417,7 +433,7 @@ class EventEngine:
                 s.arc(), self._new_id,
             )
         self._arc_min_samples_per_cycle = 2 * s.arc().min_samples_per_half_cycle
-        self._arc_idx = arc_idx
+        self._arc_rows = _rows_of(arc_idx)
         self._sensor = SensorFaultDetector(
             channels, [_label(ch) for ch in channels], s.sensor(), f_nom, self._new_id
         )
@@ -437,8 +453,21 @@ class EventEngine:
             EventType.ARC_FAULT_SUSPECTED: {ch.id: (ch.id,) for ch in channels},
         }
         self._rms_state: HalfCycleRmsState | None = None
+        self._cutter: FrameCutter | None = None  # half-cycle frames: arc and sensor
+        self._fs_hz_frames = 0.0
         self._fs_hz: float | None = None
         self._seen = False
+        if capabilities.waveform:
+            # numba compiles its loops (or loads them from its cache) at their first
+            # call: here, at start-up, rather than at the first block
+            compile_rms_loops()
+            compile_arc_loops()
+            compile_sensor_loops()
+            compile_frequency_loops()
+            read_only = np.zeros((1, 1))
+            read_only.setflags(write=False)  # as replayed recordings are
+            for x in (np.zeros((1, 1)), read_only):
+                _sum(x)
 
     # ------------------------------------------------------------------ streaming
     def _frequency_for(self, f_hz: float | None) -> float:
@@ -464,6 +493,7 @@ class EventEngine:
         events += self._oc_group.close()
         events += self._gf_group.close()
         self._rms_state = None
+        self._cutter = None
         self._track_sensor_faults(events, [], 0)
         events = [self._flag_if_sensor_fault(e) for e in events]
         marked = tuple(
@@ -480,7 +510,7 @@ class EventEngine:
 
     def process(self, block: Block, f_hz: float | None = None) -> EventBatch:
         """Detect events in one block; ``f_hz`` is a measured frequency, if the caller has one."""
-        x = block.samples
+        x = as_float_array(block.samples)  # no copy when it is one already
         if x.ndim != 2 or x.shape[0] != self._n_channels:
             raise ValueError(
                 f"block.samples: expected shape ({self._n_channels}, n), got {x.shape}"
@@ -498,11 +528,12 @@ class EventEngine:
         started: list[Event] = []
         disturbed: list[tuple[int, int]] = list(pre.disturbed) if pre else []
 
-        # one look for missing samples serves every detector
-        has_nan = bool(np.isnan(x).any())
+        # one look for missing samples serves every detector: a sum is NaN (or
+        # infinite: then look again) when one is, and is cheaper than np.isnan
+        has_nan = not math.isfinite(_sum(x)) and bool(np.isnan(x).any())
         if fs / f >= MIN_SAMPLES_PER_CYCLE and self._weights.shape[0]:
             self.unavailable.pop("rms_events", None)
-            self._rms_events(block, f, has_nan, ended, started, disturbed)
+            self._rms_events(block, x, f, has_nan, ended, started, disturbed)
         elif fs / f < MIN_SAMPLES_PER_CYCLE:
             self.unavailable["rms_events"] = (
                 f"{fs / f:.1f} samples per cycle < {MIN_SAMPLES_PER_CYCLE:g}"
@@ -514,22 +545,37 @@ class EventEngine:
             )
             ended += e
             started += st
-        if fs / f >= self._arc_min_samples_per_cycle and self._arc:
-            self.unavailable.pop("arc", None)
-            e, st = self._arc.process(x[self._arc_idx], block.t0_ns, fs, f, has_nan=has_nan)
+        if fs / f >= MIN_SAMPLES_PER_CYCLE:
+            frames = self._frames(x, block.t0_ns, fs, f)
+            if fs / f >= self._arc_min_samples_per_cycle and self._arc:
+                self.unavailable.pop("arc", None)
+                e, st = self._arc.process_frames(frames, self._arc_rows, fs / f)
+                ended += e
+                started += st
+            elif self._arc is not None:
+                self.unavailable["arc"] = f"{fs:g} Hz sampling is too slow for the arc signature"
+            e, st = self._sensor.process_frames(x, frames, fs / f, has_nan=has_nan)
             ended += e
             started += st
         elif self._arc is not None:
             self.unavailable["arc"] = f"{fs:g} Hz sampling is too slow for the arc signature"
-        if fs / f >= MIN_SAMPLES_PER_CYCLE:
-            e, st = self._sensor.process(x, block.t0_ns, fs, f, has_nan=has_nan)
-            ended += e
-            started += st
         self._track_sensor_faults(ended, started, block.t0_ns)
         ended = [self._flag_if_sensor_fault(e) for e in ended]
         ended.sort(key=lambda ev: ev.start_ns)
         started.sort(key=lambda ev: ev.start_ns)
         return EventBatch(tuple(ended), tuple(started), tuple(disturbed))
+
+    def _frames(self, x: NDArray[np.float64], t0_ns: int, fs: float, f: float) -> Frames:
+        """The block's half-cycle frames of all channels, for the arc signature and the
+        sensor checks alike (one copy of the samples and their history, not two)."""
+        period = fs / f
+        if self._cutter is None or fs != self._fs_hz_frames:
+            history = self._sensor.history_samples(period)
+            if self._arc is not None:
+                history = max(history, self._arc.history_samples(period))
+            self._cutter = FrameCutter(self._n_channels, history)
+            self._fs_hz_frames = fs
+        return self._cutter.push(x, t0_ns, fs, 0.5 * period)
 
     def _track_sensor_faults(
         self, ended: list[Event], started: list[Event], now_ns: int
@@ -579,13 +625,14 @@ class EventEngine:
     def _rms_events(
         self,
         block: Block,
+        x: NDArray[np.float64],
         f: float,
         has_nan: bool,
         ended: list[Event],
         started: list[Event],
         disturbed: list[tuple[int, int]],
     ) -> None:
-        rows = self._rows(block.samples, has_nan)
+        rows = self._rows(x, has_nan)
         rms, end_ns, self._rms_state = half_cycle_rms(
             rows, block.t0_ns, block.fs_hz, f, self._rms_state, has_nan=has_nan
         )
@@ -631,6 +678,20 @@ class EventEngine:
                 derived[touched > 0] = np.nan
             rows[self._derived_rows] = derived
         return rows
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _sum(x: NDArray[np.float64]) -> float:
+    """Sum of all values in any order (vectorised); NaN when one is NaN."""
+    total: float = x.sum()
+    return total
+
+
+def _rows_of(rows: list[int]) -> slice | list[int]:
+    """``rows`` as a slice when consecutive: indexing by it is a view, not a copy."""
+    if rows and rows == list(range(rows[0], rows[-1] + 1)):
+        return slice(rows[0], rows[-1] + 1)
+    return rows
 
 
 def _with_detail(event: Event, key: str, value: str) -> Event:

@@ -27,21 +27,54 @@ class Frames:
     ----------
     data : NDArray[np.float64]
         Retained history followed by the new samples, shape (n_channels, m).
-    bounds : list[tuple[int, int]]
-        ``[i0, i1)`` column range of each frame in ``data``.
-    start_ns, end_ns : list[int]
-        Time of sample ``i0`` and of sample ``i1`` of each frame [ns since epoch].
+    edges : NDArray[np.int64]
+        Column of each frame edge in ``data``, shape (k + 1,): frame ``i`` is
+        ``[edges[i], edges[i + 1])``.
     fs_hz : float
         Sample rate [Hz].
+    t0_ns : int
+        Time of the first new sample, column ``history`` of ``data`` [ns since epoch].
+    history : int
+        Columns of ``data`` retained from earlier pushes.
 
-    A block has about ten frames, used one by one: plain lists, not arrays.
+    The edge times are computed on demand (:meth:`times_ns`): most blocks need none.
     """
 
     data: NDArray[np.float64]
-    bounds: list[tuple[int, int]]
-    start_ns: list[int]
-    end_ns: list[int]
+    edges: NDArray[np.int64]
     fs_hz: float
+    t0_ns: int
+    history: int
+
+    @property
+    def count(self) -> int:
+        """Number of frames."""
+        return self.edges.size - 1
+
+    def times_ns(self) -> NDArray[np.int64]:
+        """Time of the sample at each edge, shape (k + 1,) [ns since epoch]."""
+        times: NDArray[np.int64] = np.rint(
+            (self.edges - self.history) * (NS_PER_S / self.fs_hz)
+        ).astype(np.int64)
+        times += self.t0_ns
+        return times
+
+    @property
+    def bounds(self) -> list[tuple[int, int]]:
+        """``[i0, i1)`` column range of each frame in ``data``."""
+        return list(itertools.pairwise(self.edges.tolist()))
+
+    @property
+    def start_ns(self) -> list[int]:
+        """Time of sample ``i0`` of each frame [ns since epoch]."""
+        out: list[int] = self.times_ns()[:-1].tolist()
+        return out
+
+    @property
+    def end_ns(self) -> list[int]:
+        """Time of sample ``i1`` of each frame [ns since epoch]."""
+        out: list[int] = self.times_ns()[1:].tolist()
+        return out
 
 
 class FrameCutter:
@@ -70,20 +103,18 @@ class FrameCutter:
         if not frame_samples >= 1:
             raise ValueError(f"frame_samples: must be >= 1, got {frame_samples}")
         m_old = self._buf.shape[1]
-        data = np.concatenate((self._buf, x), axis=1) if m_old else x
+        # a new float64 array, one row after another (as the compiled screens expect)
+        data = np.concatenate((self._buf, x), axis=1)
         n = data.shape[1]
-        # ~ten frames per block: their edges are cheaper as Python numbers than as
-        # arrays (same IEEE arithmetic and round-half-even as np.round)
         nxt = self._next
         count = math.floor((n - nxt) / frame_samples + 1e-9)
-        edges = [nxt + frame_samples * i for i in range(count + 1)]
-        idx = [min(round(e), n) for e in edges]
-        scale = NS_PER_S / fs_hz
-        times = [t0_ns + round((i - m_old) * scale) for i in idx]
-        bounds = list(itertools.pairwise(idx))
-        start_ns, end_ns = times[:-1], times[1:]
+        # the same IEEE arithmetic as nxt + frame_samples * i, rounded half to even
+        edges = nxt + frame_samples * np.arange(count + 1)
+        idx = np.rint(edges).astype(np.int64)
+        if idx[-1] > n:  # only the last edge can reach beyond the samples
+            idx[-1] = n
         self._next = float(edges[-1])
         cut = max(0, min(math.floor(self._next) - self.history_samples, n))
         self._buf = data[:, cut:].copy()
         self._next -= cut
-        return Frames(data, bounds, start_ns, end_ns, fs_hz)
+        return Frames(data, idx, fs_hz, t0_ns, m_old)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
@@ -72,6 +73,13 @@ class ZeroCrossingState:
     samples_seen: int
     sos: NDArray[np.float64] | None = None
     design: tuple[float, float] = (0.0, 0.0)
+
+
+def primed(fs_hz: float, f_nominal_hz: float) -> ZeroCrossingState:
+    """The state that starts a stream with the low-pass filter designed already
+    (designing it takes about a millisecond: once per stream, or once per source)."""
+    design = (float(fs_hz), float(f_nominal_hz))
+    return ZeroCrossingState(None, float("nan"), False, 0, _lowpass_sos(*design), design)
 
 
 def _lowpass_sos(fs_hz: float, f_nominal_hz: float) -> NDArray[np.float64] | None:
@@ -150,7 +158,8 @@ def positive_zero_crossings_ns(
     nan = np.isnan(x) if has_nan else np.zeros(x.shape, dtype=bool)
     if any_nan:
         x = np.where(nan, 0.0, x)
-    if state is None:
+    if state is None or (state.zi is None and state.samples_seen == 0 and sos is not None):
+        # a new stream (possibly with the filter designed already: see ``primed``)
         zi = None if sos is None else signal.sosfilt_zi(sos) * (x[0] if x.size else 0.0)
         state = ZeroCrossingState(zi, float("nan"), False, 0)
     if sos is not None and state.zi is not None:
@@ -159,11 +168,11 @@ def positive_zero_crossings_ns(
         y, zi = x, None
     warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
     if not any_nan and y.size:
-        times_list, armed = _crossings(y, state, arm_level_v, warmup, t0_ns, fs_hz)
+        times, armed = _crossings(y, state, arm_level_v, warmup, t0_ns, fs_hz)
         new_state = ZeroCrossingState(
             zi, float(y[-1]), armed, state.samples_seen + x.size, sos, design
         )
-        return np.array(times_list, dtype=np.int64), new_state
+        return times, new_state
     yy = np.concatenate([[state.last_y], y])
     neg = yy < -arm_level_v
     if any_nan:
@@ -196,6 +205,17 @@ def positive_zero_crossings_ns(
     return times, new_state
 
 
+def compile_loops() -> None:
+    """Compile this module's numba loops now, or load them from numba's cache: at
+    start-up rather than at the first block (a fraction of a second)."""
+    read_only = np.zeros(2)
+    read_only.setflags(write=False)  # unfiltered samples of a replayed recording
+    for y in (np.zeros(2), read_only):
+        _scan(y, 0.0, False, -1.0, 0, 0, 0, 1.0, np.empty(2, dtype=np.int64))
+    one = np.zeros(1, dtype=np.int64)
+    _cycles_per_interval(one, 1, 1.0, -1, False, one.copy(), one.copy(), one.copy())
+
+
 def _crossings(
     y: NDArray[np.float64],
     state: ZeroCrossingState,
@@ -203,46 +223,51 @@ def _crossings(
     warmup: int,
     t0_ns: int,
     fs_hz: float,
-) -> tuple[list[int], bool]:
+) -> tuple[NDArray[np.int64], bool]:
     """The crossing rule of :func:`positive_zero_crossings_ns` for a chunk without
-    missing samples, with numpy only for the passes over the samples (a chunk has a
-    few crossings; per-crossing numpy calls would cost more than the arithmetic).
+    missing samples: one compiled pass over the samples (:func:`_scan`)."""
+    out = np.empty(y.size // 2 + 1, dtype=np.int64)
+    count, armed = _scan(y, state.last_y, bool(state.armed), -float(arm_level_v),
+                         state.samples_seen, warmup, t0_ns, float(fs_hz), out)
+    return out[:count], armed
 
-    Indices below are those of ``yy = [state.last_y, *y]`` as in the general path:
-    candidate ``j`` has ``yy[j] <= 0 < yy[j + 1]``.
-    """
-    below = y <= 0.0
-    cands = ((below[:-1] > below[1:]).nonzero()[0] + 1).tolist()
-    last_y = state.last_y
-    if last_y <= 0.0 and not below[0]:
-        cands.insert(0, 0)
-    # lowest value between consecutive candidates: yy[p+1..j] is y[p..j-1]
-    if cands and cands[0] == 0:
-        mins = np.minimum.reduceat(y, cands).tolist()
-        before = [np.inf, *mins[:-1]]
-    else:
-        mins = np.minimum.reduceat(y, [0, *cands]).tolist()
-        before = mins[:-1]
-    after = mins[-1]  # from the last candidate (or the start) to the end
-    level = -arm_level_v
-    last_neg = last_y < level  # False for the NaN of a new stream
-    if not cands:
-        return [], state.armed or last_neg or after < level
-    armed_js = [
-        j for i, j in enumerate(cands)
-        if before[i] < level or (i == 0 and (state.armed or last_neg))
-    ]
-    times: list[int] = []
-    if armed_js:
-        values = y[[q for j in armed_js for q in (max(j - 1, 0), j)]].tolist()
-        for i, j in enumerate(armed_js):
-            a = last_y if j == 0 else values[2 * i]
-            frac = a / (a - values[2 * i + 1])
-            pos = (j - 1) + frac  # yy index j is sample j-1 of this chunk
-            if state.samples_seen + pos >= warmup:
-                times.append(t0_ns + round(pos * NS_PER_S / fs_hz))
-    # every candidate, counted or not, disarms; a later negative excursion re-arms
-    return times, after < level
+
+@numba.njit(cache=True)
+def _scan(
+    y: NDArray[np.float64],
+    last_y: float,
+    armed: bool,
+    level: float,
+    samples_seen: int,
+    warmup: int,
+    t0_ns: int,
+    fs_hz: float,
+    out: NDArray[np.int64],
+) -> tuple[int, bool]:
+    """Crossings of ``yy = [last_y, *y]`` into ``out``: candidate ``j`` has
+    ``yy[j] <= 0 < yy[j + 1]`` and counts when a value below ``level`` came since the
+    previous candidate (or, for the first, since the last call: ``armed``); every
+    candidate, counted or not, disarms. Returns the number of crossings and whether
+    the detector is armed at the end. The same IEEE operations as the general path
+    (no fast-math)."""
+    count = 0
+    prev = last_y  # NaN for a new stream: neither negative nor a candidate
+    if prev < level:
+        armed = True
+    for i in range(y.size):
+        cur = y[i]
+        if prev <= 0.0 and cur > 0.0:
+            if armed:
+                frac = prev / (prev - cur)
+                pos = (i - 1) + frac  # yy index i is sample i-1 of this chunk
+                if samples_seen + pos >= warmup:
+                    out[count] = t0_ns + np.int64(np.rint(pos * NS_PER_S / fs_hz))
+                    count += 1
+            armed = False
+        if cur < level:
+            armed = True
+        prev = cur
+    return count, armed
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,23 +315,22 @@ class IntervalFrequency:
     ) -> list[IntervalValue]:
         """Add crossings; return intervals completed by them or by time ``now_ns``."""
         out: list[IntervalValue] = []
-        interval_ns, period_ns = self.interval_ns, self.period_ns
-        times = crossings_ns.tolist() if isinstance(crossings_ns, np.ndarray) else crossings_ns
-        for t_raw in times:
-            t = int(t_raw)
-            idx = t // interval_ns
-            if self._index is None:
-                self._index = idx
-            while idx > self._index:
-                out.append(self._close())
-            prev = self._prev
-            self._prev = t
-            if prev is None or prev // interval_ns != idx:
-                continue  # a cycle straddling the interval boundary does not count
-            period = t - prev
-            if abs(period / period_ns - 1.0) <= 0.2:
-                self._cycles += 1
-                self._span_ns += period
+        times = np.asarray(crossings_ns, dtype=np.int64)
+        if times.size:
+            # the counted cycles of each interval the crossings fall in, in one pass
+            index, cycles, span_ns = np.empty((3, times.size), dtype=np.int64)
+            prev = -1 if self._prev is None else self._prev
+            n = _cycles_per_interval(times, self.interval_ns, self.period_ns, prev,
+                                     self._prev is not None, index, cycles, span_ns)
+            for idx, c, span in zip(index[:n].tolist(), cycles[:n].tolist(),
+                                    span_ns[:n].tolist(), strict=True):
+                if self._index is None:
+                    self._index = idx
+                while idx > self._index:
+                    out.append(self._close())
+                self._cycles += c
+                self._span_ns += span
+            self._prev = int(times[-1])
         if self._index is not None:
             while now_ns >= (self._index + 1) * self.interval_ns:
                 out.append(self._close())
@@ -317,6 +341,38 @@ class IntervalFrequency:
         self._prev = None
         self._cycles = 0
         self._span_ns = 0
+
+
+@numba.njit(cache=True)
+def _cycles_per_interval(
+    times: NDArray[np.int64],
+    interval_ns: int,
+    period_ns: float,
+    prev: int,
+    has_prev: bool,
+    index: NDArray[np.int64],
+    cycles: NDArray[np.int64],
+    span_ns: NDArray[np.int64],
+) -> int:
+    """Group the crossings ``times`` by interval (``time // interval_ns``, in order) into
+    ``index``; per interval the cycles counted (between two crossings of that interval,
+    the previous one being ``prev`` for the first, of plausible length: within 20 % of
+    ``period_ns``) and their total length. Returns the number of intervals."""
+    n = 0
+    prev_index = prev // interval_ns
+    for t in times:
+        idx = t // interval_ns
+        if n == 0 or idx != index[n - 1]:
+            index[n], cycles[n], span_ns[n] = idx, 0, 0
+            n += 1
+        # a cycle straddling the interval boundary does not count
+        if has_prev and prev_index == idx:
+            period = t - prev
+            if abs(period / period_ns - 1.0) <= 0.2:
+                cycles[n - 1] += 1
+                span_ns[n - 1] += period
+        prev, prev_index, has_prev = t, idx, True
+    return n
 
 
 def recent_frequency_hz(crossings_ns: Sequence[int], f_nominal_hz: float) -> float | None:
@@ -371,8 +427,16 @@ class FrequencyDetector:
         self.latest_values: list[IntervalValue] = []
 
     def reset_stream(self) -> None:
-        self._zc = None
+        zc = self._zc
+        # the filter stays designed
+        self._zc = None if zc is None else ZeroCrossingState(
+            None, float("nan"), False, 0, zc.sos, zc.design
+        )
         self.recent = []
+
+    def prepare(self, fs_hz: float) -> None:
+        """Design the low-pass filter for ``fs_hz`` now, not at the first block."""
+        self._zc = primed(fs_hz, self.f_nominal_hz)
 
     def estimate_hz(self) -> float | None:
         """Frequency over the last ten cycles [Hz], None when not measurable."""

@@ -23,14 +23,16 @@ A current channel at zero is an idle circuit, never a fault.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from collector.events.frames import FrameCutter
+from collector.events.frames import FrameCutter, Frames
 from collector.events.persistence import RunConfirmed, RunEnded, SustainedRun
 from collector.model import NS_PER_S, ChannelInfo, Event, EventType, Quantity, Severity
 
@@ -75,6 +77,18 @@ def _flat_tolerance(ch: ChannelInfo, counts: float) -> float:
     return 0.0  # unknown resolution: only an exactly constant value is flat
 
 
+def compile_loops() -> None:
+    """Compile this module's numba loops now, or load them from numba's cache: at
+    start-up rather than at the first block (a fraction of a second)."""
+    inf = np.full(1, np.inf)
+    _screen(np.zeros((1, 8)), np.array([4, 6], dtype=np.int64), 2, np.zeros(1), inf, inf, inf,
+            np.zeros(1, dtype=bool))
+    one = np.empty((1, 1))
+    _frame_stats(np.zeros((1, 8)), np.array([[4, 6]], dtype=np.int64), 2, inf,
+                 np.empty((1, 1), dtype=bool), one, one.copy(), one.copy(),
+                 np.empty((1, 1), dtype=np.int64))
+
+
 class SensorFaultDetector:
     """Sensor faults of all channels of one source."""
 
@@ -108,15 +122,14 @@ class SensorFaultDetector:
         self._nan_announced = np.zeros(n, dtype=bool)
         self._nan_last_ns = np.zeros(n, dtype=np.int64)
         self._nan_open = False  # a NaN run reaches the end of the last block
-        self._tol_col = self._tol[:, None]
         self._fs_list = self._fs.tolist()
         self._has_full_scale = np.isfinite(self._fs).tolist()
-        self._any_full_scale = bool(np.isfinite(self._fs).any())
-        self._dc_rows = np.flatnonzero(np.isfinite(self._fs))
-        self._dc_all = self._dc_rows.size == n
-        self._dc_limit = settings.dc_offset_pct / 100.0 * self._fs[self._dc_rows]
+        # DC offset limit per channel (infinite without a full scale: never an offset)
+        self._dc_limit = settings.dc_offset_pct / 100.0 * self._fs
+        # a peak within the screen's level (less a margin for rounding) cannot reach it
+        self._dc_peak_level = _DC_SCREEN_FRACTION * self._dc_limit * (1.0 - 1e-9)
         self._dc_cycle = 0
-        self._dc_screen = np.zeros((self._dc_rows.size, 1))
+        self._dc_screen = np.zeros(n)
         self._busy: set[int] = set()  # channels with a run in progress
         self._cutter: FrameCutter | None = None
         self._fs_hz = 0.0
@@ -124,37 +137,52 @@ class SensorFaultDetector:
     def reset_stream(self) -> None:
         self._cutter = None
 
+    def history_samples(self, period: float) -> int:
+        """Samples before each frame that :meth:`process_frames` needs: a cycle of
+        ``period`` samples [samples]."""
+        return int(np.ceil(period)) + 1
+
     def process(
         self, x: NDArray[np.float64], t0_ns: int, fs_hz: float, f_hz: float,
         *, has_nan: bool | None = None,
     ) -> tuple[list[Event], list[Event]]:
         """Feed one block (n_channels, n); returns (ended, started) events. ``has_nan``:
         whether ``x`` has a NaN, when the caller knows already."""
+        period = fs_hz / f_hz
+        if self._cutter is None or fs_hz != self._fs_hz:
+            self._cutter = FrameCutter(len(self.channels), self.history_samples(period))
+            self._fs_hz = fs_hz
+        frames = self._cutter.push(x, t0_ns, fs_hz, 0.5 * period)
+        return self.process_frames(x, frames, period, has_nan=has_nan)
+
+    def process_frames(
+        self, x: NDArray[np.float64], frames: Frames, period: float,
+        *, has_nan: bool | None = None,
+    ) -> tuple[list[Event], list[Event]]:
+        """:meth:`process` with the block's half-cycle frames cut already (by a cutter
+        keeping at least :meth:`history_samples`, which the caller may share with
+        other detectors); ``period``: one cycle [samples]."""
         ended: list[Event] = []
         started: list[Event] = []
         if has_nan is None:
             has_nan = bool(np.isnan(x).any())
         if has_nan or self._nan_open:
-            self._missing_samples(x, t0_ns, fs_hz, ended, started)
-        period = fs_hz / f_hz
-        if self._cutter is None or fs_hz != self._fs_hz:
-            self._cutter = FrameCutter(len(self.channels), int(np.ceil(period)) + 1)
-            self._fs_hz = fs_hz
-        frames = self._cutter.push(x, t0_ns, fs_hz, 0.5 * period)
+            self._missing_samples(x, frames.t0_ns, frames.fs_hz, ended, started)
         cycle = round(period)
-        bounds = frames.bounds
-        full = [k for k, (_, i1) in enumerate(bounds) if i1 - cycle >= 0]  # a cycle of history
-        if full:
+        # the frames with a cycle of history (frame ends grow: the last ones)
+        first = int(np.searchsorted(frames.edges[1:], cycle))
+        if first < frames.count:
             # Channels without a run in progress where no run can start in this block
             # have nothing to update: only the others are checked frame by frame.
-            hot = self._may_start(frames.data, [bounds[k][1] for k in full], cycle)
+            hot = self._may_start(frames.data, frames.edges[first + 1:], cycle)
             hot[list(self._busy)] = True
             channels = np.flatnonzero(hot)
             if channels.size:
+                edges = frames.edges[first:].tolist()
+                times = frames.times_ns()[first:].tolist()
                 self._frames(
-                    channels, frames.data[channels], [bounds[k] for k in full], cycle,
-                    [frames.start_ns[k] for k in full], [frames.end_ns[k] for k in full],
-                    ended, started,
+                    channels, frames.data[channels], list(itertools.pairwise(edges)), cycle,
+                    times[:-1], times[1:], ended, started,
                 )
                 for c in channels.tolist():
                     if any(self._runs[(c, kind)].active for kind in _KINDS):
@@ -165,53 +193,30 @@ class SensorFaultDetector:
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
 
     def _may_start(
-        self, data: NDArray[np.float64], ends: list[int], cycle: int
+        self, data: NDArray[np.float64], ends: NDArray[np.int64], cycle: int
     ) -> NDArray[np.bool_]:
         """Per channel: can a stuck, clipping or DC-offset run start in the frames
-        ending at ``ends`` (columns of ``data``)? False is certain.
+        ending at ``ends`` (increasing columns of ``data``)? False is certain.
 
         - stuck needs a one-cycle window with peak-to-peak within the tolerance and
           ``|mean|`` above it, hence every sample of one sign; every window holds a
           whole chunk of ``ceil(cycle / 2)`` samples of the grid below, which then is
           as flat and of one sign;
         - clipping needs a sample at or beyond full scale;
-        - a DC offset needs ``|mean|`` of a one-cycle window above its limit.
+        - a DC offset needs ``|mean|`` of a one-cycle window above its limit, which
+          needs a peak above it.
 
         Missing samples count as anything (a window with one is skipped anyway).
+        One compiled loop over channels and chunks (:func:`_screen`).
         """
-        lo, hi = ends[0] - cycle, ends[-1]
-        region = data[:, lo:hi]
-        size = (cycle + 1) // 2
-        grid = list(range(0, hi - lo, size))  # and a short chunk of the rest, if any
-        top = np.fmax.reduceat(region, grid, axis=1)
-        bottom = np.fmin.reduceat(region, grid, axis=1)
-        whole = (hi - lo) // size  # the rest is in no window without a whole chunk
-        flat = top[:, :whole] - bottom[:, :whole] <= self._tol_col
-        hot: NDArray[np.bool_] = np.zeros(region.shape[0], dtype=bool)
-        if flat.any():
-            signed = (bottom[:, :whole] > 0) | (top[:, :whole] < 0)
-            hot = np.asarray((flat & signed).any(axis=1), dtype=bool)
-        if self._any_full_scale:
-            peak = np.fmax(np.fmax.reduce(top, axis=1), -np.fmin.reduce(bottom, axis=1))
-            hot |= peak >= self._fs
-        if self._dc_rows.size:
-            if cycle != self._dc_cycle:
-                # |sum| over a cycle that may exceed the limit: from half of it
-                self._dc_cycle = cycle
-                self._dc_screen = (_DC_SCREEN_FRACTION * cycle * self._dc_limit)[:, None]
-            # one-cycle sums at every frame end: sums between consecutive window
-            # edges, accumulated (the last knot is the end of the region)
-            knots = sorted({e - lo for e in ends} | {e - cycle - lo for e in ends})
-            column = {v: i for i, v in enumerate(knots)}
-            rows = region if self._dc_all else region[self._dc_rows]
-            prefix = np.zeros((rows.shape[0], len(knots)))
-            np.cumsum(np.add.reduceat(rows, knots[:-1], axis=1), axis=1, out=prefix[:, 1:])
-            at = prefix[:, [column[e - lo] for e in ends] + [column[e - cycle - lo]
-                                                            for e in ends]]
-            n = len(ends)
-            small = np.abs(at[:, :n] - at[:, n:]) <= self._dc_screen
-            # NaN (a missing sample anywhere before) keeps the channel in the check
-            hot[self._dc_rows] |= ~small.all(axis=1)
+        if cycle != self._dc_cycle:
+            # |sum| over a cycle that may exceed the limit: from half of it
+            self._dc_cycle = cycle
+            self._dc_screen = _DC_SCREEN_FRACTION * cycle * self._dc_limit
+        hot = np.zeros(data.shape[0], dtype=bool)
+        # (a cutter's data is in C order already: the loop is compiled for that)
+        _screen(np.ascontiguousarray(data), np.ascontiguousarray(ends, dtype=np.int64), cycle,
+                self._tol, self._fs, self._dc_peak_level, self._dc_screen, hot)
         return hot
 
     def _frames(
@@ -231,21 +236,15 @@ class SensorFaultDetector:
         (a frame where a channel misses samples does not touch its runs)."""
         s = self.settings
         tol = self._tol[channels][:, None]
-        fs = self._fs[channels][:, None]
-        windows = sliding_window_view(data, cycle, axis=1)[:, [i1 - cycle for _, i1 in bounds]]
-        missing = np.isnan(windows)
-        valid = np.asarray(~missing.any(axis=2), dtype=bool)
-        safe = np.where(missing, 0.0, windows)
-        ptp = safe.max(axis=2) - safe.min(axis=2)
-        mean = safe.mean(axis=2)
-        ac_rms = np.sqrt(np.mean((safe - mean[:, :, None]) ** 2, axis=2))
+        shape = (len(channels), len(bounds))
+        valid = np.empty(shape, dtype=bool)
+        ptp, mean, ac_rms = np.empty(shape), np.empty(shape), np.empty(shape)
+        clipped_a = np.empty(shape, dtype=np.int64)
+        _frame_stats(np.ascontiguousarray(data), np.array(bounds, dtype=np.int64).reshape(-1, 2),
+                     cycle, self._fs[channels], valid, ptp, mean, ac_rms, clipped_a)
         flat = valid & (ptp <= tol)
         at_zero = flat & (np.abs(mean) <= np.maximum(tol, 1e-12))
-        over = (np.abs(np.where(np.isnan(data), 0.0, data)) >= fs).astype(np.int64)
-        edges = [i0 for i0, _ in bounds]
-        if bounds[-1][1] < data.shape[1]:
-            edges.append(bounds[-1][1])
-        clipped = np.add.reduceat(over, edges, axis=1)[:, :len(bounds)].tolist()
+        clipped = clipped_a.tolist()
         valid_l, flat_l, at_zero_l = valid.tolist(), flat.tolist(), at_zero.tolist()
         mean_l, ac_l = mean.tolist(), ac_rms.tolist()
         for k in range(len(bounds)):
@@ -383,3 +382,98 @@ class SensorFaultDetector:
         self._busy.clear()
         self.reset_stream()
         return out
+
+
+@numba.njit(cache=True)
+def _extremes(chunk: NDArray[np.float64]) -> tuple[float, float]:
+    """Largest and smallest value, NaN ignored; (-inf, inf) when there is none. Four
+    running extremes at a time: the comparisons of one do not wait for the other."""
+    t0 = t1 = t2 = t3 = -np.inf
+    b0 = b1 = b2 = b3 = np.inf
+    n4 = chunk.size - chunk.size % 4
+    for i in range(0, n4, 4):
+        v0, v1, v2, v3 = chunk[i], chunk[i + 1], chunk[i + 2], chunk[i + 3]
+        t0, b0 = (v0 if v0 > t0 else t0), (v0 if v0 < b0 else b0)
+        t1, b1 = (v1 if v1 > t1 else t1), (v1 if v1 < b1 else b1)
+        t2, b2 = (v2 if v2 > t2 else t2), (v2 if v2 < b2 else b2)
+        t3, b3 = (v3 if v3 > t3 else t3), (v3 if v3 < b3 else b3)
+    for i in range(n4, chunk.size):
+        v0 = chunk[i]
+        t0, b0 = (v0 if v0 > t0 else t0), (v0 if v0 < b0 else b0)
+    return max(max(t0, t1), max(t2, t3)), min(min(b0, b1), min(b2, b3))
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _screen(
+    data: NDArray[np.float64],
+    ends: NDArray[np.int64],
+    cycle: int,
+    tol: NDArray[np.float64],
+    full_scale: NDArray[np.float64],
+    dc_peak: NDArray[np.float64],
+    dc_sum: NDArray[np.float64],
+    hot: NDArray[np.bool_],
+) -> None:
+    """:meth:`SensorFaultDetector._may_start`: ``hot[r]`` set where row ``r`` of
+    ``data[:, ends[0] - cycle:ends[-1]]`` has a whole chunk of ``ceil(cycle / 2)``
+    samples within ``tol`` and of one sign, a value at or beyond ``full_scale``, or,
+    when its peak exceeds ``dc_peak``, a one-cycle window ending at one of ``ends``
+    whose sum is not within ``dc_sum`` (in any order: the screen's factor of two
+    covers the rounding)."""
+    lo, hi = ends[0] - cycle, ends[-1]
+    size = (cycle + 1) // 2
+    whole = (hi - lo) // size  # the rest is in no window without a whole chunk
+    for r in range(data.shape[0]):
+        region = data[r, lo:hi]
+        peak = -np.inf
+        for c in range(0, hi - lo, size):
+            top, bottom = _extremes(region[c:c + size])
+            if top < bottom:
+                continue  # only missing samples
+            if c < whole * size and top - bottom <= tol[r] and (bottom > 0.0 or top < 0.0):
+                hot[r] = True
+            peak = max(peak, top, -bottom)
+        if peak >= full_scale[r]:
+            hot[r] = True
+        if hot[r] or not peak > dc_peak[r]:
+            continue
+        for e in ends:
+            # NaN (a missing sample in the window) keeps the channel in the check
+            if not abs(region[e - cycle - lo:e - lo].sum()) <= dc_sum[r]:
+                hot[r] = True
+                break
+
+
+@numba.njit(cache=True)
+def _frame_stats(
+    data: NDArray[np.float64],
+    bounds: NDArray[np.int64],
+    cycle: int,
+    full_scale: NDArray[np.float64],
+    valid: NDArray[np.bool_],
+    ptp: NDArray[np.float64],
+    mean: NDArray[np.float64],
+    ac_rms: NDArray[np.float64],
+    clipped: NDArray[np.int64],
+) -> None:
+    """For every row of ``data`` and frame ``bounds[k] = (i0, i1)``: whether the cycle
+    before ``i1`` has no missing sample, its peak-to-peak, mean and RMS about the mean
+    (left as they are when it has one), and the samples of the frame at or beyond
+    ``full_scale`` of the row."""
+    for r in range(data.shape[0]):
+        row = data[r]
+        for k in range(bounds.shape[0]):
+            i0, i1 = bounds[k, 0], bounds[k, 1]
+            over = 0
+            for v in row[i0:i1]:
+                over += abs(v) >= full_scale[r]  # a missing sample is not clipped
+            clipped[r, k] = over
+            window = row[i1 - cycle:i1]
+            valid[r, k] = not np.isnan(window).any()
+            if not valid[r, k]:
+                continue
+            total = window.sum()
+            m = total / cycle
+            ptp[r, k] = window.max() - window.min()
+            mean[r, k] = m
+            ac_rms[r, k] = math.sqrt(((window - m) ** 2).sum() / cycle)

@@ -12,9 +12,11 @@ factor (signal seconds per CPU second on one core, ``time.process_time``) of
 
 each in normal operation (no event in progress) and with events in progress all the
 time (a dip on all phases, two circuits overloaded, one arcing); then the 15-channel
-normal case again with longer blocks, since much of the cost is per block (numpy's
-per-call overhead), not per sample. The figures depend on the machine and on what
-else it is doing; the load average is printed alongside.
+normal case again with longer blocks, since much of the cost is per block (Python and
+numpy's per-call overhead), not per sample. First it prints the wall time of building
+the first engine, when numba compiles the engine's loops or loads them from its cache
+(``__pycache__``): the start-up cost of the compiled loops. The figures depend on the
+machine and on what else it is doing; the load average is printed alongside.
 """
 
 from __future__ import annotations
@@ -112,8 +114,17 @@ def measure(
     return len(src.capabilities.channels), best, n_started, n_ended
 
 
+def startup_s() -> float:
+    """Wall time of building the first engine of this process [s]."""
+    src = SimulatedSource(fifteen_channel_panel(), seed=1, duration_s=1.0)
+    t0 = time.perf_counter()
+    engine_for(src)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
+    print(f"first EventEngine built in {startup_s():.2f} s (compiled loops loaded or compiled)")
     print(
         f"EventEngine.process, {seconds:.0f} s of signal per run, best of 3, "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"

@@ -198,7 +198,7 @@ def test_the_sensor_screen_never_misses_a_possible_start(fault: str) -> None:
     detector = SensorFaultDetector(channels, ["A"], SensorSettings(), 50.0, lambda: 1)
     cycle = 128
     t = time_axis(FS, 0.2)
-    ends = list(range(cycle, t.size + 1, 64))
+    ends = np.arange(cycle, t.size + 1, 64)
     for _ in range(40):
         x = sine(t, 50.0, 230.0, float(rng.uniform(0, 6)))[None, :]
         a = int(rng.integers(0, t.size - 3 * cycle // 2))
