@@ -6,7 +6,7 @@ A thin stateful wrapper around the pure functions of :mod:`collector.dsp`:
    sub-sample) cut the stream into basic intervals of exactly 10 cycles
    (50 Hz) / 12 cycles (60 Hz), IEC 61000-4-30 Ed.3, 4.4 and 5.1;
 2. every window of every channel is resampled to 2^k samples per cycle in
-   one sparse product and transformed by one FFT, giving harmonic groups
+   one compiled loop and transformed by one FFT, giving harmonic groups
    (IEC 61000-4-7), fundamental phasors and, where channels were not sampled
    together, their time alignment;
 3. RMS and active power are integrated over the exact fractional window,
@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.dsp import aggregation as agg
+from collector.dsp import harmonics, resample
 from collector.dsp.framing import (
     FramingConfig,
     FramingState,
@@ -221,6 +222,9 @@ class MetricsEngine:
         self._import_wh = initial_energy[:, 0].copy()
         self._export_wh = initial_energy[:, 1].copy()
         self._kernel = interpolation_kernel()
+        # compiled (or loaded from numba's cache) now rather than at the first block
+        resample.compile_loops()
+        harmonics.compile_loops()
         self._configs: dict[float, _StreamConfig] = {}
         self._stream: _Stream | None = None
         self._aggs = _Aggregators()

@@ -3,8 +3,8 @@
 :func:`measure_channels` turns the samples of consecutive windows into
 per-channel quantities: RMS over the exact window, peak, missing and clipped
 sample counts, and the spectra of the synchronously resampled windows (one
-sparse product and one FFT for every channel and window), from which come the
-harmonic groups and the fundamental phasors.  :func:`interval_values` then
+compiled resampling loop and one FFT for every channel and window), from
+which come the harmonic groups and the fundamental phasors.  :func:`interval_values` then
 fills the values array of :mod:`collector.dsp.records` row by row: voltage
 channels, circuit phases (powers per IEEE 1459 and energy), circuit totals,
 the polyphase system and residual-current channels.
@@ -146,7 +146,7 @@ def measure_channels(
         counted = window_count(magnitude >= cfg.full_scale[:, None], start, end)
         clipped = np.where(cfg.clip_known[None, :], counted, np.nan)
     duration_s = (end - start) / cfg.fs_hz
-    resampled = resample_windows(np.ascontiguousarray(x.T), start, end, cfg.n_out, kernel)
+    resampled = resample_windows(x.T, start, end, cfg.n_out, kernel)
     spectra = equalize_spectra(scipy.fft.rfft(resampled, axis=1), end - start, kernel)
     if cfg.aligned:
         spectra = align_spectra(spectra, cfg.skew_s, duration_s)

@@ -9,7 +9,9 @@ requires, without spectral leakage from the window edges.
 The interpolator is a windowed sinc (Kaiser window, ``taps`` samples of
 support) tabulated at ``phases`` fractional positions (nearest position; with
 2048 phases the timing error is below 1/4096 sample).  Resampling is one
-sparse matrix product for all channels and windows of a block.
+compiled loop (numba) over the windows and output samples of a block, the
+channels innermost and contiguous; it adds the taps in the order a sparse
+matrix product would, so it gives the same values to the last bit.
 
 Cost is proportional to the taps, so the kernel is short (22 taps, beta 8)
 and its known pass-band droop (-0.07 dB at 0.41 fs, -1 dB at 0.45 fs) is
@@ -31,11 +33,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
-from scipy import sparse
 
 # Highest frequency, as a fraction of the input sample rate, that is reported
 # (after equalisation); harmonic orders above it are not.
@@ -43,6 +44,9 @@ PASSBAND_EDGE = 0.41
 # Lines up to this frequency are equalised; above it the droop is steep and
 # equalising would mostly amplify noise near Nyquist.
 _EQUALIZED_EDGE = 0.45
+# Channels are padded to a multiple of this in the resampling loop: 4 doubles
+# fill an AVX2 register (x86-64) and two NEON registers (the Pi's Arm cores).
+_LANES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +217,7 @@ def resample_windows(
     Returns
     -------
     NDArray[np.float64]
-        Shape (W, n_out, n_channels).
+        Shape (W, n_out, n_channels); a view, channels not contiguous.
     """
     start = np.asarray(start, dtype=np.float64)
     end = np.asarray(end, dtype=np.float64)
@@ -221,23 +225,59 @@ def resample_windows(
     if n_windows == 0:
         return np.empty((0, n_out, x.shape[1]))
     step = (end - start) / n_out
-    pos = (start[:, None] + step[:, None] * np.arange(n_out)[None, :]).ravel()
-    floor = np.floor(pos)
-    q = np.rint((pos - floor) * kernel.phases).astype(np.intp)
-    weights = np.take(kernel.table, q, axis=0)
-    base = floor.astype(np.intp) - kernel.half
-    if base[0] < 0 or base[-1] + kernel.taps > x.shape[0]:
+    # the windows ascend: the first and the last output sample bound the support
+    first = math.floor(start[0]) - kernel.half
+    last = math.floor(start[-1] + step[-1] * (n_out - 1)) - kernel.half
+    if first < 0 or last + kernel.taps > x.shape[0]:
         raise ValueError(
-            f"start/end: the kernel needs samples {base[0]}..{base[-1] + kernel.taps - 1}, "
+            f"start/end: the kernel needs samples {first}..{last + kernel.taps - 1}, "
             f"x has 0..{x.shape[0] - 1}"
         )
-    rows = n_windows * n_out
-    # 32-bit indices when they fit: half the index memory the product streams
-    # through (the weights and their order, hence the result, are unchanged)
-    fits = max(x.shape[0], rows * kernel.taps) < 2**31
-    index: np.dtype[Any] = np.dtype(np.int32) if fits else np.dtype(np.intp)
-    cols = (base.astype(index)[:, None] + np.arange(kernel.taps, dtype=index)[None, :]).ravel()
-    indptr = np.arange(0, rows * kernel.taps + 1, kernel.taps, dtype=index)
-    op = sparse.csr_array((weights.ravel(), cols, indptr), shape=(rows, x.shape[0]))
-    y = np.asarray(op @ x)
-    return y.reshape(n_windows, n_out, x.shape[1])
+    # channels padded to a multiple of the vector width: the innermost loop
+    # then runs without a scalar remainder
+    n_ch = x.shape[1]
+    padded = np.zeros((x.shape[0], -(-n_ch // _LANES) * _LANES))
+    padded[:, :n_ch] = x
+    out = _resample(padded, start, step, n_out, kernel.table, kernel.phases, kernel.half)
+    return out[:, :, :n_ch]
+
+
+@numba.njit(cache=True)
+def _resample(
+    x: NDArray[np.float64],
+    start: NDArray[np.float64],
+    step: NDArray[np.float64],
+    n_out: int,
+    table: NDArray[np.float64],
+    phases: int,
+    half: int,
+) -> NDArray[np.float64]:
+    """The weighted sums of :func:`resample_windows`, taps added first to last."""
+    n_ch = x.shape[1]
+    taps = table.shape[1]
+    out = np.zeros((start.size, n_out, n_ch))
+    for w in range(start.size):
+        for j in range(n_out):
+            pos = start[w] + step[w] * j
+            floor = np.floor(pos)
+            q = int(np.rint((pos - floor) * phases))
+            base = int(floor) - half
+            acc = out[w, j]
+            # two taps per pass over the channels (half the loop overhead),
+            # still added one after the other
+            for t in range(0, taps - 1, 2):
+                w0, w1 = table[q, t], table[q, t + 1]
+                row0, row1 = x[base + t], x[base + t + 1]
+                for c in range(n_ch):
+                    acc[c] = (acc[c] + w0 * row0[c]) + w1 * row1[c]
+            if taps % 2:
+                weight, row = table[q, taps - 1], x[base + taps - 1]
+                for c in range(n_ch):
+                    acc[c] += weight * row[c]
+    return out
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    _resample(np.zeros((4, 1)), np.ones(1), np.ones(1), 1, np.ones((2, 4)), 1, 1)

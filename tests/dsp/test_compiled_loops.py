@@ -1,0 +1,121 @@
+"""The compiled (numba) loops of the metrics engine against plain numpy statements.
+
+Each loop must give what its numpy (or scipy) statement gives to the last bit,
+since the engine's records are compared exactly with the frozen reference
+engine; and the engine compiles them when it is built, so blocks of any layout
+must not make numba compile again at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from numba.core.dispatcher import Dispatcher
+from numpy.typing import NDArray
+from scipy import sparse
+
+from collector.dsp.harmonics import _group_rms, harmonic_groups_rms
+from collector.dsp.resample import (
+    InterpolationKernel,
+    _resample,
+    interpolation_kernel,
+    resample_windows,
+)
+from collector.metrics_engine import MetricsEngine, circuits_from_capabilities
+from collector.model import Block
+from collector.sources.simulated import SimulatedSource
+from tests.benchmarks.bench_simulated import fifteen_channel_panel
+
+KERNEL = interpolation_kernel()
+LOOPS: dict[str, Dispatcher] = {"resample": _resample, "harmonic groups": _group_rms}
+
+
+def _sparse_resample(
+    x: NDArray[np.float64],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+    n_out: int,
+    kernel: InterpolationKernel,
+) -> NDArray[np.float64]:
+    """Resampling as one sparse matrix (rows: output samples, columns: input samples)."""
+    step = (end - start) / n_out
+    pos = (start[:, None] + step[:, None] * np.arange(n_out)[None, :]).ravel()
+    floor = np.floor(pos)
+    q = np.rint((pos - floor) * kernel.phases).astype(np.intp)
+    base = floor.astype(np.intp) - kernel.half
+    cols = (base[:, None] + np.arange(kernel.taps)[None, :]).ravel()
+    indptr = np.arange(0, pos.size * kernel.taps + 1, kernel.taps)
+    op = sparse.csr_array((kernel.table[q].ravel(), cols, indptr), shape=(pos.size, x.shape[0]))
+    return np.asarray(op @ x).reshape(start.size, n_out, x.shape[1])
+
+
+@pytest.mark.parametrize("n_ch", [1, 3, 4, 15, 17])
+def test_resampling_equals_the_sparse_product(n_ch: int) -> None:
+    rng = np.random.default_rng(n_ch)
+    x = rng.normal(0.0, 100.0, (7000, n_ch))
+    length = rng.uniform(1270.0, 1290.0)
+    start = 20.0 + rng.uniform(0.0, 1.0) + length * np.arange(5)
+    end = start + length * rng.uniform(0.99, 1.01, 5)
+    got = resample_windows(x, start, end, 1280, KERNEL)
+    assert got.shape == (5, 1280, n_ch)
+    np.testing.assert_array_equal(got, _sparse_resample(x, start, end, 1280, KERNEL))
+
+
+def test_resampling_with_an_odd_number_of_taps_equals_the_sparse_product() -> None:
+    # the loop takes the taps in pairs; an odd kernel leaves one over
+    rng = np.random.default_rng(5)
+    kernel = replace(KERNEL, taps=7, table=rng.uniform(-0.2, 1.0, (KERNEL.phases + 1, 7)))
+    x = rng.normal(0.0, 1.0, (400, 3))
+    start = np.array([10.25, 120.7])
+    end = start + 110.3
+    got = resample_windows(x, start, end, 96, kernel)
+    np.testing.assert_array_equal(got, _sparse_resample(x, start, end, 96, kernel))
+
+
+def _numpy_groups(spectra: NDArray[np.complex128], n: int, cycles: int, orders: int) -> NDArray:
+    """IEC 61000-4-7 harmonic groups with numpy: line powers, summed by reshaping."""
+    half = cycles // 2
+    power = spectra.real**2 + spectra.imag**2
+    first = cycles - half + 1
+    inner = power[:, first : first + orders * cycles, :]
+    inner = inner.reshape(power.shape[0], orders, cycles, power.shape[2]).sum(axis=2)
+    centres = np.arange(1, orders + 1) * cycles
+    group = inner - 0.5 * power[:, centres + half, :] + 0.5 * power[:, centres - half, :]
+    return np.asarray(np.sqrt(np.maximum(group, 0.0) * (2.0 / n**2)))
+
+
+@pytest.mark.parametrize(("cycles", "orders"), [(10, 50), (12, 41), (10, 1)])
+def test_harmonic_groups_equal_the_numpy_statement(cycles: int, orders: int) -> None:
+    rng = np.random.default_rng(cycles + orders)
+    n = 128 * cycles
+    spectra = rng.normal(0.0, 1e4, (3, n // 2 + 1, 15)) * np.exp(2j * np.pi * rng.random())
+    spectra[1, 3 * cycles, 4] = np.nan  # a NaN reaches only its own group
+    got = harmonic_groups_rms(spectra, n, cycles, orders)
+    np.testing.assert_array_equal(got, _numpy_groups(spectra, n, cycles, orders))
+    if orders >= 3:
+        assert np.isnan(got[1, 2, 4])
+        assert np.isfinite(got).sum() == got.size - 1
+
+
+def test_the_loops_are_compiled_once_for_every_kind_of_block() -> None:
+    panel = fifteen_channel_panel()
+    source = SimulatedSource(panel, seed=3, duration_s=1.5, block_duration_s=0.5)
+    engine = MetricsEngine(source.capabilities, circuits_from_capabilities(source.capabilities))
+    compiled = {name: len(loop.signatures) for name, loop in LOOPS.items()}
+    assert all(compiled.values())
+    blocks = list(source.blocks())
+    read_only = blocks[1].samples.copy()
+    read_only.setflags(write=False)
+    variants = [
+        blocks[0].samples.astype(np.float32),
+        read_only,
+        np.asfortranarray(blocks[2].samples),
+    ]
+    n_out = 0
+    for block, samples in zip(blocks, variants, strict=True):
+        n_out += len(engine.process(Block(block.t0_ns, block.fs_hz, samples)))
+    n_out += len(engine.flush())
+    assert n_out > 0
+    assert {name: len(loop.signatures) for name, loop in LOOPS.items()} == compiled
