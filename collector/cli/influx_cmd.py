@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from collector.influx_admin.connection import ENV_ORG, ENV_TOKEN, ENV_URL, resolve
-from collector.influx_admin.setup import DAY_S, SetupSettings, run_setup
+from collector.influx_admin.setup import COLLECTOR, DAY_S, SetupSettings, run_setup
 from collector.influx_admin.tasks import ROLLUPS, backfill_query, load_templates, render
 from collector.sinks.influx.errors import InfluxError
 from collector.timefmt import parse_iso_utc
@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
             api.close()
         for role, tok in result.tokens.items():
             if token_dir is None:
-                kind = "credential (user:password)" if role == "collector" else "token"
+                kind = "credential (user:password)" if role == COLLECTOR else "token"
                 console.print(f"{role} {kind}: {tok}", soft_wrap=True)
         console.print("nothing changed" if not result.changed else "done")
 

@@ -75,7 +75,10 @@ def worker(
     cfg = _load(config)
     clock = SystemClock()
     settings = worker_settings(cfg)
-    token = worker_influx_token(cfg)
+    try:
+        token = worker_influx_token(cfg)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         outputs, outputs_kind = build_outputs(cfg, clock, simulate=simulate_outputs)
     except RuntimeError as exc:
@@ -228,7 +231,11 @@ def send_test_alerts(
     for notifier, to in targets:
         results.append(notifier.send(message, to))
     local = _test_local(cfg, clock)
-    audit, store = build_audit(cfg, clock, worker_influx_token(cfg))
+    try:
+        token = worker_influx_token(cfg)
+    except ValueError as exc:
+        fail(str(exc))
+    audit, store = build_audit(cfg, clock, token)
     for d in results:
         audit.record(AuditRecord(clock.now_ns(), AuditAction.TEST,
                                  Outcome.OK if d.ok else Outcome.FAILED, d.detail,

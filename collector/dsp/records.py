@@ -331,16 +331,17 @@ class _Cells:
     def __init__(self, values: NDArray[np.float64], layout: RecordLayout) -> None:
         # Only the emitted cells (about half the array) are kept, gathered into a
         # new array now, so the records do not change if ``values`` does later.
-        self._values: NDArray[np.float64] | None = values.ravel()[layout.emitted_flat]
+        self._values: NDArray[np.float64] = values.ravel()[layout.emitted_flat]
         self._layout = layout
         self._cells: list[float | int | bool | None] | None = None
 
     def cells(self) -> list[float | int | bool | None]:
-        if self._cells is None:
-            assert self._values is not None
-            self._cells = _convert(self._values, self._layout)
-            self._values = None  # the floats are no longer needed
-        return self._cells
+        # Safe when two threads read one record: both may convert, each from the
+        # gathered floats, which stay; the list assignment is atomic.
+        cells = self._cells
+        if cells is None:
+            cells = self._cells = _convert(self._values, self._layout)
+        return cells
 
 
 def _convert(flat: NDArray[np.float64], layout: RecordLayout) -> list[float | int | bool | None]:

@@ -43,7 +43,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -62,7 +61,7 @@ from collector.events.ground_fault import (
     GroundFaultGroup,
     GroundFaultSettings,
 )
-from collector.events.half_cycle_rms import HalfCycleRmsState, half_cycle_rms
+from collector.events.half_cycle_rms import HalfCycleRmsState, _sum, half_cycle_rms
 from collector.events.half_cycle_rms import compile_loops as compile_rms_loops
 from collector.events.open_neutral import OpenNeutralDetector
 from collector.events.overcurrent import OvercurrentDetector, OvercurrentGroup, OvercurrentRule
@@ -678,13 +677,6 @@ class EventEngine:
                 derived[touched > 0] = np.nan
             rows[self._derived_rows] = derived
         return rows
-
-
-@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
-def _sum(x: NDArray[np.float64]) -> float:
-    """Sum of all values in any order (vectorised); NaN when one is NaN."""
-    total: float = x.sum()
-    return total
 
 
 def _rows_of(rows: list[int]) -> slice | list[int]:

@@ -59,7 +59,7 @@ class HalfCycleRmsState:
 
 @numba.njit(cache=True, fastmath={"reassoc", "nsz"})
 def _sum(values: NDArray[np.float64]) -> float:
-    """Sum in any order (vectorised)."""
+    """Sum of all values, any shape, in any order (vectorised); NaN when one is NaN."""
     total: float = values.sum()
     return total
 

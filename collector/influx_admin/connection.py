@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.influx_admin.api import InfluxApi
+from collector.sinks.influx.transport import is_v1_credential
 
 ENV_URL = "GRIDGUARD_INFLUX_URL"
 ENV_TOKEN = "GRIDGUARD_INFLUX_TOKEN"
@@ -88,6 +89,13 @@ def resolve(
         raise ValueError(
             f"token: none given; pass --token, set {ENV_TOKEN}, or give --config with "
             "influx.token"
+        )
+    if is_v1_credential(token_):
+        raise ValueError(
+            "token: this is the collector's write-only v1 credential (user:password), "
+            "which cannot use InfluxDB's v2 API; pass --token or set "
+            f"{ENV_TOKEN} to a token that can (the operator token for `influx setup`, "
+            "grafana.token from its --token-dir for reading)"
         )
     conn = Connection(url=url_, org=org_, token=token_)
     if "buckets" in from_cfg:

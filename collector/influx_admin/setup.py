@@ -188,12 +188,9 @@ def ensure_token(
     """
     body = api.json("GET", "/api/v2/authorizations", what="listing tokens",
                     params={"orgID": api.org_id()})
-    want = sorted(_perm_key(p) for p in permissions)
     same = [a for a in body.get("authorizations") or [] if a.get("description") == description]
     for auth in same:
-        if auth.get("status") == "active" and sorted(
-            _perm_key(p) for p in auth.get("permissions") or []
-        ) == want:
+        if auth.get("status") == "active" and _same_permissions(auth, permissions):
             if token_file is not None and not token_file.exists() and auth.get("token"):
                 write_secret(token_file, str(auth["token"]))
                 return None, f"token {description} unchanged (saved to {token_file})"
@@ -246,17 +243,26 @@ def _legacy_auths(api: InfluxApi, username: str) -> list[dict[str, object]]:
     return [a for a in (body or {}).get("authorizations") or [] if a.get("token") == username]
 
 
-def _set_password(api: InfluxApi, auth_id: str, username: str) -> str:
-    password = new_password()
-    api.json("POST", f"{LEGACY_AUTHS}/{auth_id}/password",
-             what=f"setting the password of v1 credential {username!r}",
-             json={"password": password})
-    return f"{username}:{password}"
-
-
-def _save(credential: str, verb: str, username: str, cred_file: Path | None) -> str:
+def _set_password(api: InfluxApi, auth_id: str, username: str, cred_file: Path | None) -> str:
+    """A new password on the server, saved to ``cred_file`` first: a credential file
+    that cannot be written leaves the server's password as it was, and one the server
+    refuses is removed again (the next run must not call it "unchanged")."""
+    credential = f"{username}:{new_password()}"
     if cred_file is not None:
         write_secret(cred_file, credential)
+    try:
+        api.json("POST", f"{LEGACY_AUTHS}/{auth_id}/password",
+                 what=f"setting the password of v1 credential {username!r}",
+                 json={"password": credential.split(":", 1)[1]})
+    except InfluxError:
+        if cred_file is not None:
+            cred_file.unlink(missing_ok=True)
+        raise
+    return credential
+
+
+def _saved(verb: str, username: str, cred_file: Path | None) -> str:
+    if cred_file is not None:
         return f"{verb} v1 credential {username} (saved to {cred_file}, mode 0600)"
     return f"{verb} v1 credential {username} (printed below; it is shown only once)"
 
@@ -278,8 +284,8 @@ def ensure_collector_credential(
         if auth.get("status") == "active" and _same_permissions(auth, permissions):
             if cred_file is None or cred_file.exists():
                 return None, f"v1 credential {username} unchanged"
-            credential = _set_password(api, str(auth["id"]), username)
-            return credential, _save(credential, "reset password of", username, cred_file)
+            credential = _set_password(api, str(auth["id"]), username, cred_file)
+            return credential, _saved("reset password of", username, cred_file)
     for auth in same:
         api.json("DELETE", f"{LEGACY_AUTHS}/{auth['id']}",
                  what=f"deleting old v1 credential {username!r}")
@@ -288,14 +294,14 @@ def ensure_collector_credential(
                              "description": f"{username}: write-only (gridguard influx setup)",
                              "permissions": permissions})
     try:
-        credential = _set_password(api, str(created["id"]), username)
+        credential = _set_password(api, str(created["id"]), username, cred_file)
     except InfluxError:
         # Without a password nobody can use it; do not leave it for the next run
         # to report as "unchanged".
         api.json("DELETE", f"{LEGACY_AUTHS}/{created['id']}",
                  what=f"deleting v1 credential {username!r} without a password")
         raise
-    return credential, _save(credential, "replaced" if same else "created", username, cred_file)
+    return credential, _saved("replaced" if same else "created", username, cred_file)
 
 
 def retire_v2_token(api: InfluxApi, description: str) -> list[str]:

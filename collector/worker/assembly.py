@@ -12,7 +12,7 @@ from collector.config.circuits import CircuitKind
 from collector.config.models import GridGuardConfig
 from collector.influx_admin.api import InfluxApi
 from collector.sinks.influx.spool import Spool
-from collector.sinks.influx.transport import HttpTransport
+from collector.sinks.influx.transport import HttpTransport, is_v1_credential
 from collector.sinks.influx.writer import InfluxWriter, WriterSettings
 from collector.worker.audit import AuditLog, InfluxAudit, LoggingAudit, TeeAudit
 from collector.worker.engine import WorkerEngine
@@ -111,7 +111,14 @@ def worker_influx_token(cfg: GridGuardConfig, env: Mapping[str, str] | None = No
     if token:
         return token
     if cfg.influx.token is not None and cfg.influx.token.is_resolved:
-        return cfg.influx.token.get_secret_value()
+        token = cfg.influx.token.get_secret_value()
+        if is_v1_credential(token):
+            raise ValueError(
+                f"{ENV_WORKER_INFLUX_TOKEN}: not set, and influx.token is the collector's "
+                "write-only credential, which cannot read the metrics; set it to the worker "
+                "token (worker.token in the --token-dir of `gridguard influx setup`)"
+            )
+        return token
     return None
 
 

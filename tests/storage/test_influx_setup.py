@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,6 +294,23 @@ def test_missing_credential_file_resets_the_password(
     assert _v1_write(influxd, old, s.raw_bucket, _line("perm_pw")) == 401
     assert _v1_write(influxd, new, s.raw_bucket, _line("perm_pw")) == 204
     assert not run_setup(installed.api, s).changed
+
+
+def test_unwritable_credential_file_leaves_the_password_alone(
+    installed: Installed, influxd: InfluxServer, tmp_path: Path
+) -> None:
+    # a reset whose new password cannot be saved must not lock out the running
+    # collector, which still holds the old one
+    s = installed.settings
+    working = _token(installed, "collector")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    unwritable = SetupSettings(**{**{f: getattr(s, f) for f in s.__dataclass_fields__},
+                                  "token_dir": blocker / "tokens"})
+    with pytest.raises(OSError, match="not-a-folder"):
+        run_setup(installed.api, unwritable)
+    assert not (blocker / "tokens" / "collector.token").exists()
+    assert _v1_write(influxd, working, s.raw_bucket, _line("perm_keep")) == 204
 
 
 def test_credential_with_other_permissions_is_replaced(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.influx_admin.connection import resolve
 from collector.sinks.influx.errors import FatalError, RetryableError
 from collector.sinks.influx.spool import Spool
 from collector.sinks.influx.transport import HttpTransport
@@ -107,3 +108,10 @@ def test_incomplete_v1_credential_is_refused_without_echoing_it(token: str) -> N
     with pytest.raises(ValueError, match="user:password with both parts") as info:
         HttpTransport("http://127.0.0.1:9", "org", token)
     assert token.strip(":") not in str(info.value)
+
+
+def test_admin_commands_refuse_the_collector_credential() -> None:
+    # it cannot use the v2 API; a bare 401 later would not say why
+    with pytest.raises(ValueError, match="write-only v1 credential"):
+        resolve("http://127.0.0.1:8086", "gridguard-collector:" + "Ab1" * 15, "gridguard",
+                environ={})

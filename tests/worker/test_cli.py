@@ -173,3 +173,18 @@ def test_worker_process_receives_grafana_and_is_acknowledged_by_the_cli(
     assert listed.exit_code == 0, listed.output
     assert "worker not running" in listed.output
     assert "acknowledged" in listed.output
+
+
+@pytest.mark.usefixtures("env")
+def test_worker_refuses_the_collectors_write_only_credential(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _config(tmp_path, smtp_port=free_port(), twilio_url=None, webhook_port=free_port())
+    data = yaml.safe_load(cfg.read_text())
+    data["influx"].update({"enabled": True, "token_env": "GG_TEST_COLLECTOR_CREDENTIAL"})
+    cfg.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("GG_TEST_COLLECTOR_CREDENTIAL", "gridguard-collector:" + "Ab1" * 15)
+    monkeypatch.delenv("GRIDGUARD_WORKER_INFLUX_TOKEN", raising=False)
+    result = CliRunner().invoke(_app(), ["worker", "--config", str(cfg)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "GRIDGUARD_WORKER_INFLUX_TOKEN: not set" in result.output
