@@ -112,6 +112,10 @@ def register(app: typer.Typer) -> None:
             if token_dir is None:
                 kind = "credential (user:password)" if role == COLLECTOR else "token"
                 console.print(f"{role} {kind}: {tok}", soft_wrap=True)
+        for problem in result.problems:
+            console.print(f"[red]not done:[/red] {problem}", soft_wrap=True)
+        if result.problems:
+            raise typer.Exit(1)
         console.print("nothing changed" if not result.changed else "done")
 
     @group.command("backfill")

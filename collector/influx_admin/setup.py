@@ -41,6 +41,11 @@ COLLECTOR = "collector"
 LEGACY_AUTHS = "/private/legacy/authorizations"  # the API of `influx v1 auth`
 
 
+class NoV1AuthApiError(FatalError):
+    """The server has no v1-compatibility authorization API (InfluxDB Cloud, or a
+    version that moved it): the collector's write-only credential cannot be made."""
+
+
 @dataclass(frozen=True, slots=True)
 class SetupSettings:
     """Names, retention periods [s] and where new tokens go."""
@@ -87,6 +92,7 @@ class SetupResult:
     bucket_ids: dict[str, str]  # role -> id
     task_ids: dict[str, str]  # task key -> id
     tokens: dict[str, str]  # role -> token (collector: user:password), new in this run
+    problems: tuple[str, ...] = ()  # what could not be done; the rest was
 
     @property
     def changed(self) -> bool:
@@ -235,7 +241,7 @@ def _legacy_auths(api: InfluxApi, username: str) -> list[dict[str, object]]:
         body = api.json("GET", LEGACY_AUTHS, what="listing v1 credentials",
                         params={"orgID": api.org_id()})
     except NotFoundError as exc:
-        raise FatalError(
+        raise NoV1AuthApiError(
             f"{api.url} has no v1-compatibility authorization API ({LEGACY_AUTHS}, the API "
             f"of `influx v1 auth` in InfluxDB OSS 2.x), which the collector's write-only "
             f"credential needs: {exc}"
@@ -340,13 +346,25 @@ def run_setup(
     tokens: dict[str, str] = {}
     username = f"{settings.name_prefix}-{COLLECTOR}"
     cred_file = settings.token_dir / f"{COLLECTOR}.token" if settings.token_dir else None
-    credential, line = ensure_collector_credential(
-        api, username, collector_permissions(ids, org_id), cred_file)
-    note(line)
-    if credential is not None:
-        tokens[COLLECTOR] = credential
-    for line in retire_v2_token(api, username):
+    problems: list[str] = []
+    try:
+        credential, line = ensure_collector_credential(
+            api, username, collector_permissions(ids, org_id), cred_file)
+    except NoV1AuthApiError as exc:
+        # Everything else can still be set up; an existing v2 collector token is
+        # left active, it may be the only one the collector has.
+        problems.append(
+            f"collector credential not made: {exc}. Give the collector a v2 token with "
+            f"write on {settings.raw_bucket} and {settings.events_bucket} instead (it can "
+            "also delete there: docs/storage.md)"
+        )
+        note(f"v1 credential {username} NOT made (no v1 authorization API)")
+    else:
         note(line)
+        if credential is not None:
+            tokens[COLLECTOR] = credential
+        for line in retire_v2_token(api, username):
+            note(line)
     for role, perms in desired_tokens(ids, org_id).items():
         description = f"{settings.name_prefix}-{role}"
         token_file = settings.token_dir / f"{role}.token" if settings.token_dir else None
@@ -367,4 +385,4 @@ def run_setup(
         })
         task_ids[task.key], verb = install_task(api, name, flux, task.description)
         note(f"task {name} {verb}" if verb == "unchanged" else f"{verb} task {name}")
-    return SetupResult(tuple(changes), ids, task_ids, tokens)
+    return SetupResult(tuple(changes), ids, task_ids, tokens, tuple(problems))

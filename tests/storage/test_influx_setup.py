@@ -11,10 +11,12 @@ missing permission stops them.
 from __future__ import annotations
 
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +462,79 @@ def test_backfill_recomputes_a_replayed_range(installed: Installed) -> None:
     m1 = _fields(api, s.rollup_1m_bucket, t2)
     assert m1["voltage_rms_v"] == pytest.approx(250.95)
     assert m1["voltage_peak_v"] == 344.0
+
+
+class _HidePrivateApi(BaseHTTPRequestHandler):
+    """Forwards to the real influxd, except /private/... which is 404, as on a server
+    without v1 authorizations (InfluxDB Cloud)."""
+
+    upstream = ""
+
+    def _forward(self) -> None:
+        if self.path.startswith("/private/"):
+            body = b'{"code":"not found","message":"path not found"}'
+            self.send_response(404)
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            resp = requests.request(
+                self.command, self.upstream + self.path,
+                data=self.rfile.read(length) if length else None,
+                headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                timeout=30)
+            body = resp.content
+            self.send_response(resp.status_code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._forward()
+
+    def do_POST(self) -> None:
+        self._forward()
+
+    def do_PATCH(self) -> None:
+        self._forward()
+
+    def do_DELETE(self) -> None:
+        self._forward()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_without_the_v1_api_everything_else_is_still_set_up(
+    influxd: InfluxServer, tmp_path: Path
+) -> None:
+    handler = type("Handler", (_HidePrivateApi,), {"upstream": influxd.url})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    tag = uuid.uuid4().hex[:8]
+    settings = SetupSettings(
+        raw_bucket=f"raw-{tag}", rollup_1m_bucket=f"r1m-{tag}", rollup_1h_bucket=f"r1h-{tag}",
+        events_bucket=f"ev-{tag}", analytics_bucket=f"an-{tag}", token_dir=tmp_path,
+        name_prefix=f"gg{tag}")
+    api = InfluxApi(f"http://127.0.0.1:{server.server_address[1]}", influxd.token, influxd.org)
+    try:
+        result = run_setup(api, settings)
+    finally:
+        server.shutdown()
+        api.close()
+        for auth in influxd.api("GET", "/api/v2/authorizations").json()["authorizations"]:
+            if str(auth.get("description", "")).startswith(settings.name_prefix):
+                influxd.api("DELETE", f"/api/v2/authorizations/{auth['id']}")
+        for task in influxd.api("GET", "/api/v2/tasks").json()["tasks"]:
+            if task["name"].startswith(settings.name_prefix):
+                influxd.api("DELETE", f"/api/v2/tasks/{task['id']}")
+        for name, _ in settings.buckets().values():
+            for b in influxd.api("GET", "/api/v2/buckets", params={"name": name}).json()[
+                    "buckets"]:
+                influxd.api("DELETE", f"/api/v2/buckets/{b['id']}")
+    (problem,) = result.problems
+    assert problem.startswith("collector credential not made")
+    assert LEGACY_AUTHS in problem
+    assert f"v1 credential gg{tag}-collector NOT made (no v1 authorization API)" in result.changes
+    assert set(result.tokens) == {"grafana", "analytics", "worker"}
+    assert set(result.task_ids) == {"rollup_1m", "rollup_1h"}
+    assert not (tmp_path / "collector.token").exists()
