@@ -11,7 +11,9 @@ support) tabulated at ``phases`` fractional positions (nearest position; with
 2048 phases the timing error is below 1/4096 sample).  Resampling is one
 compiled loop (numba) over the windows and output samples of a block, the
 channels innermost and contiguous; it adds the taps in the order a sparse
-matrix product would, so it gives the same values to the last bit.
+matrix product would, so on x86-64 it gives the same values to the last bit
+(where a compiler fuses multiply-adds, as GCC does on aarch64, the last bits of
+either may differ).
 
 Cost is proportional to the taps, so the kernel is short (22 taps, beta 8)
 and its known pass-band droop (-0.07 dB at 0.41 fs, -1 dB at 0.45 fs) is
