@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.dsp import aggregation as agg
-from collector.dsp import harmonics, resample
+from collector.dsp import harmonics, interval, resample, rms
 from collector.dsp.framing import (
     FramingConfig,
     FramingState,
@@ -225,6 +225,8 @@ class MetricsEngine:
         # compiled (or loaded from numba's cache) now rather than at the first block
         resample.compile_loops()
         harmonics.compile_loops()
+        rms.compile_loops()
+        interval.compile_loops()
         self._configs: dict[float, _StreamConfig] = {}
         self._stream: _Stream | None = None
         self._aggs = _Aggregators()

@@ -5,9 +5,12 @@ per-channel quantities: RMS over the exact window, peak, missing and clipped
 sample counts, and the spectra of the synchronously resampled windows (one
 compiled resampling loop and one FFT for every channel and window), from
 which come the harmonic groups and the fundamental phasors.  :func:`interval_values` then
-fills the values array of :mod:`collector.dsp.records` row by row: voltage
-channels, circuit phases (powers per IEEE 1459 and energy), circuit totals,
-the polyphase system and residual-current channels.
+fills the values array of :mod:`collector.dsp.records`: every cell that is a
+channel's quantity unchanged in one gather and scatter of precomputed flat
+indices (:class:`collector.dsp.topology.ChannelCopies`), the circuit phases'
+powers (IEEE 1459) and energy in one compiled loop, then circuit totals, the
+polyphase system and the columns common to all rows.  A batch holds only a
+few windows, so the cost is in the number of numpy calls, not their size.
 
 Both are pure: the energy counters go in and come out.
 """
@@ -16,22 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from collector.dsp.energy import accumulate_energy_wh
 from collector.dsp.gaps import fill_gaps, invalid_windows
 from collector.dsp.harmonics import fundamental_phasor, harmonic_groups_rms
 from collector.dsp.power import (
     align_spectra,
-    fundamental_powers,
     mean_product_from_spectra,
     nonactive_power_var,
 )
 from collector.dsp.records import (
     COUNT,
-    CURRENT_HARMONICS,
     CYCLES,
     FREQUENCY_LOCKED,
     LOCKED_S,
@@ -42,8 +43,15 @@ from collector.dsp.records import (
     derive,
 )
 from collector.dsp.resample import InterpolationKernel, equalize_spectra, resample_windows
-from collector.dsp.rms import mean_square_from_spectra, rms, window_count, window_max, window_mean
-from collector.dsp.topology import Topology
+from collector.dsp.rms import (
+    mean_square_from_spectra,
+    rms,
+    window_count,
+    window_max,
+    window_mean,
+    window_mean_product,
+)
+from collector.dsp.topology import CLIPPED, GROUPS, MISSING, PEAK, RMS, Topology
 from collector.dsp.unbalance import unbalance_pct
 
 
@@ -157,7 +165,8 @@ def measure_channels(
         phasor = fundamental_phasor(spectra, cfg.n_out, cfg.cycles)
         phasor[invalid] = np.nan
     if cfg.time_domain:
-        mean_sq = window_mean(x * x, start, end)
+        every = np.arange(x.shape[0])
+        mean_sq = window_mean_product(x, every, every, start, end)
     else:
         mean_sq = mean_square_from_spectra(spectra, cfg.n_out)
     value_rms = rms(mean_sq)
@@ -184,7 +193,7 @@ def _mean_products(
 ) -> NDArray[np.float64]:
     """``mean(x_a * x_b)`` per window, (W, P); from the spectra when timing was corrected."""
     if cfg.time_domain and not cfg.aligned:
-        return window_mean(m.samples[a] * m.samples[b], m.start, m.end)
+        return window_mean_product(m.samples, a, b, m.start, m.end)
     return mean_product_from_spectra(m.spectra[:, :, a], m.spectra[:, :, b], cfg.n_out)
 
 
@@ -199,42 +208,50 @@ def _put(
         values[:, rows, layout.index[name]] = data
 
 
-def _put_groups(
-    values: NDArray[np.float64],
-    layout: RecordLayout,
-    rows: NDArray[np.intp],
-    first: str,
-    groups: NDArray[np.float64],
-) -> None:
-    """Harmonic groups (W, H, R) into the contiguous columns starting at ``first``."""
-    if rows.size:
-        cols = layout.index[first] + np.arange(groups.shape[1])
-        values[:, rows[:, None], cols[None, :]] = groups.transpose(0, 2, 1)
-
-
 def _nan_sum(parts: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
     """Sum of the known parts; NaN only when none is known."""
     return np.where(np.isnan(parts).all(axis=axis), np.nan, np.nansum(parts, axis=axis))
 
 
-def _voltage_rows(
-    values: NDArray[np.float64], m: ChannelMeasurements, topo: Topology, orders: int
+def _copy_channel_cells(
+    values: NDArray[np.float64], m: ChannelMeasurements, topo: Topology
 ) -> None:
-    layout, rows, ch = topo.layout, topo.v_rows, topo.v_ch
-    _put(values, layout, rows, "voltage_rms_v", m.rms[:, ch])
-    _put(values, layout, rows, "voltage_peak_v", m.peak[:, ch])
-    _put(values, layout, rows, "missing_samples", m.missing[:, ch])
-    _put(values, layout, rows, "clipped_samples", m.clipped[:, ch])
-    _put(
-        values,
-        layout,
-        rows,
-        "harmonics_max_order",
-        np.full((values.shape[0], rows.size), float(orders)),
-    )
-    if m.groups is not None:
-        _put(values, layout, rows, "voltage_fundamental_v", m.groups[:, 0, ch])
-        _put_groups(values, layout, rows, VOLTAGE_HARMONICS[0], m.groups[:, :, ch])
+    """Every cell that is a channel's quantity unchanged, in one gather and scatter."""
+    copies = topo.copies
+    n_w, n_ch = m.rms.shape
+    n_groups = 0 if m.groups is None else m.groups.shape[1]
+    quantities = np.empty((n_w, GROUPS + n_groups, n_ch + 1))
+    quantities[:, :, n_ch] = np.nan
+    quantities[:, RMS, :n_ch] = m.rms
+    quantities[:, PEAK, :n_ch] = m.peak
+    quantities[:, MISSING, :n_ch] = m.missing
+    quantities[:, CLIPPED, :n_ch] = m.clipped
+    src, dst = copies.src, copies.dst
+    if m.groups is None:
+        keep = copies.group < 0
+        src, dst = src[keep], dst[keep]
+    else:
+        quantities[:, GROUPS:, :n_ch] = m.groups
+        if n_groups < len(VOLTAGE_HARMONICS):
+            keep = copies.group < n_groups
+            src, dst = src[keep], dst[keep]
+    values.reshape(n_w, -1)[:, dst] = quantities.reshape(n_w, -1)[:, src]
+
+
+# Columns the circuit-phase loop writes, in the order of its ``cols`` argument.
+_PHASE_COLUMNS = (
+    "missing_samples",
+    "clipped_samples",
+    "harmonics_max_order",
+    SKEW_CORRECTION_US,
+    "power_active_w",
+    "power_apparent_va",
+    "power_nonactive_var",
+    P1,
+    "power_reactive_var",
+    "energy_import_wh",
+    "energy_export_wh",
+)
 
 
 def _circuit_phase_rows(
@@ -245,62 +262,115 @@ def _circuit_phase_rows(
     import_wh: NDArray[np.float64],
     export_wh: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    layout, rows, ci, cv = topo.layout, topo.cp_rows, topo.cp_i, topo.cp_v
+    """Circuit-phase cells that are not a channel's quantity copied; the counters after."""
+    rows, ci, cv = topo.cp_rows, topo.cp_i, topo.cp_v
     if not rows.size:
         return import_wh, export_wh
-    n_w = values.shape[0]
     has_v = cv >= 0
-    cv0 = np.where(has_v, cv, 0)
-    _put(values, layout, rows, "voltage_rms_v", np.where(has_v[None, :], m.rms[:, cv0], np.nan))
-    _put(values, layout, rows, "current_rms_a", m.rms[:, ci])
-    _put(values, layout, rows, "current_peak_a", m.peak[:, ci])
-    _put(
-        values,
-        layout,
-        rows,
-        "missing_samples",
-        m.missing[:, ci] + np.where(has_v[None, :], m.missing[:, cv0], 0),
-    )
-    clip_v = np.where(has_v[None, :], m.clipped[:, cv0], np.nan)
-    _put(
-        values,
-        layout,
-        rows,
-        "clipped_samples",
-        _nan_sum(np.stack([m.clipped[:, ci], clip_v]), axis=0),
-    )
-    _put(
-        values,
-        layout,
-        rows,
-        "harmonics_max_order",
-        np.full((n_w, rows.size), float(cfg.harmonic_orders)),
-    )
-    _put(
-        values, layout, rows, SKEW_CORRECTION_US, np.broadcast_to(topo.cp_skew_us, (n_w, rows.size))
-    )
-    if m.groups is not None:
-        _put(values, layout, rows, "current_fundamental_a", m.groups[:, 0, ci])
-        _put_groups(values, layout, rows, CURRENT_HARMONICS[0], m.groups[:, :, ci])
-    if not has_v.any():
-        return import_wh, export_wh
-    pv, pi, pr = cv0[has_v], ci[has_v], rows[has_v]
-    s_va = m.rms[:, pv] * m.rms[:, pi]
-    p_w = np.where(np.isnan(s_va), np.nan, _mean_products(m, pv, pi, cfg))
-    _put(values, layout, pr, "power_active_w", p_w)
-    _put(values, layout, pr, "power_apparent_va", s_va)
-    _put(values, layout, pr, "power_nonactive_var", nonactive_power_var(s_va, p_w))
-    if m.phasor is not None:
-        p1, q1 = fundamental_powers(m.phasor[:, pv], m.phasor[:, pi])
-        _put(values, layout, pr, P1, p1)
-        _put(values, layout, pr, "power_reactive_var", q1)
-    imp, exp = accumulate_energy_wh(import_wh[has_v], export_wh[has_v], p_w, m.duration_s)
-    _put(values, layout, pr, "energy_import_wh", imp)
-    _put(values, layout, pr, "energy_export_wh", exp)
+    products = _mean_products(m, cv[has_v], ci[has_v], cfg)
+    no_phasor = np.empty((0, 0), dtype=np.complex128)
     import_wh, export_wh = import_wh.copy(), export_wh.copy()
-    import_wh[has_v] = imp[-1]
-    export_wh[has_v] = exp[-1]
+    _fill_circuit_phases(
+        values,
+        topo.layout.cols(_PHASE_COLUMNS),
+        rows,
+        ci,
+        cv,
+        topo.cp_skew_us,
+        float(cfg.harmonic_orders),
+        # one compiled signature whatever layout the measurements came in
+        np.ascontiguousarray(m.missing),
+        np.ascontiguousarray(m.clipped),
+        np.ascontiguousarray(m.rms),
+        no_phasor if m.phasor is None else np.ascontiguousarray(m.phasor),
+        np.ascontiguousarray(products),
+        m.duration_s,
+        import_wh,
+        export_wh,
+    )
     return import_wh, export_wh
+
+
+@numba.njit(cache=True)
+def _fill_circuit_phases(
+    values: NDArray[np.float64],
+    cols: NDArray[np.intp],
+    rows: NDArray[np.intp],
+    ci: NDArray[np.intp],
+    cv: NDArray[np.intp],
+    skew_us: NDArray[np.float64],
+    orders: float,
+    missing: NDArray[np.int64],
+    clipped: NDArray[np.float64],
+    rms_: NDArray[np.float64],
+    phasor: NDArray[np.complex128],
+    products: NDArray[np.float64],
+    duration_s: NDArray[np.float64],
+    import_wh: NDArray[np.float64],
+    export_wh: NDArray[np.float64],
+) -> None:
+    """Sample counts, constants, powers (IEEE 1459) and energy of each circuit phase.
+
+    Each value is computed with the operations, in the order, of the numpy
+    statements it replaces (``nonactive_power_var``, ``fundamental_powers``,
+    ``accumulate_energy_wh``, a NaN-ignoring sum of the clipped counts), so
+    the results are the same to the last bit.  ``products`` holds the mean
+    v*i of the phases that have a voltage, in phase order; ``phasor`` is
+    empty when there are no harmonic groups.  The counters are updated in place.
+    """
+    n_w = values.shape[0]
+    k = -1  # column of ``products``
+    for j in range(rows.size):
+        row, i, v = rows[j], ci[j], cv[j]
+        for w in range(n_w):
+            a = clipped[w, i]
+            b = clipped[w, v] if v >= 0 else np.nan
+            if np.isnan(a) and np.isnan(b):
+                clip = np.nan
+            else:
+                clip = (0.0 if np.isnan(a) else a) + (0.0 if np.isnan(b) else b)
+            values[w, row, cols[0]] = missing[w, i] + (missing[w, v] if v >= 0 else 0)
+            values[w, row, cols[1]] = clip
+            values[w, row, cols[2]] = orders
+            values[w, row, cols[3]] = skew_us[j]
+        if v < 0:
+            continue
+        k += 1
+        cum_imp = 0.0
+        cum_exp = 0.0
+        for w in range(n_w):
+            s_va = rms_[w, v] * rms_[w, i]
+            p_w = np.nan if np.isnan(s_va) else products[w, k]
+            n2 = s_va * s_va - p_w * p_w
+            values[w, row, cols[4]] = p_w
+            values[w, row, cols[5]] = s_va
+            values[w, row, cols[6]] = np.sqrt(n2 if n2 >= 0.0 or np.isnan(n2) else 0.0)
+            if phasor.size:
+                pv, pi = phasor[w, v], phasor[w, i]
+                values[w, row, cols[7]] = pv.real * pi.real + pv.imag * pi.imag
+                values[w, row, cols[8]] = pv.imag * pi.real - pv.real * pi.imag
+            e = (0.0 if np.isnan(p_w) else p_w) * (duration_s[w] / 3600.0)
+            plus = e if e >= 0.0 else 0.0
+            minus = -e if -e >= 0.0 else 0.0
+            cum_imp = plus if w == 0 else cum_imp + plus
+            cum_exp = minus if w == 0 else cum_exp + minus
+            values[w, row, cols[9]] = import_wh[j] + cum_imp
+            values[w, row, cols[10]] = export_wh[j] + cum_exp
+        if n_w:
+            import_wh[j] += cum_imp
+            export_wh[j] += cum_exp
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    one = np.zeros(1, dtype=np.intp)
+    _fill_circuit_phases(
+        np.zeros((1, 1, 1)), np.zeros(11, dtype=np.intp), one, one, one, np.zeros(1), 0.0,
+        np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1)), np.zeros((1, 1)),
+        np.zeros((1, 1), dtype=np.complex128), np.zeros((1, 1)), np.ones(1), np.zeros(1),
+        np.zeros(1),
+    )
 
 
 _SUMMED = (
@@ -362,14 +432,6 @@ def _system_row(values: NDArray[np.float64], m: ChannelMeasurements, topo: Topol
     values[:, row, c["missing_samples"]] = m.missing[:, abc].sum(axis=1)
 
 
-def _residual_rows(values: NDArray[np.float64], m: ChannelMeasurements, topo: Topology) -> None:
-    layout, rows, ch = topo.layout, topo.residual_rows, topo.residual_ch
-    _put(values, layout, rows, "residual_current_a", m.rms[:, ch])
-    _put(values, layout, rows, "current_peak_a", m.peak[:, ch])
-    _put(values, layout, rows, "missing_samples", m.missing[:, ch])
-    _put(values, layout, rows, "clipped_samples", m.clipped[:, ch])
-
-
 def interval_values(
     m: ChannelMeasurements,
     locked: NDArray[np.bool_],
@@ -398,11 +460,12 @@ def interval_values(
         Counters after the last window.
     """
     values = topo.layout.empty(locked.size)
-    _voltage_rows(values, m, topo, cfg.harmonic_orders)
+    _copy_channel_cells(values, m, topo)
+    _put(values, topo.layout, topo.v_rows, "harmonics_max_order",
+         np.full((locked.size, topo.v_rows.size), float(cfg.harmonic_orders)))
     import_wh, export_wh = _circuit_phase_rows(values, m, topo, cfg, import_wh, export_wh)
     _total_rows(values, m, topo, cfg)
     _system_row(values, m, topo)
-    _residual_rows(values, m, topo)
     c = topo.layout.index
     lock = locked.astype(np.float64)
     common = {

@@ -19,6 +19,7 @@ Windows must be ascending and their cells inside ``x``.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -82,6 +83,139 @@ def window_mean(
 
     integral = whole + partial(kb, s1 - kb) - partial(ka, s0 - ka)
     return np.asarray((integral / (s1 - s0)).T)
+
+
+def window_mean_product(
+    x: NDArray[np.float64],
+    a: NDArray[np.intp],
+    b: NDArray[np.intp],
+    start: NDArray[np.float64],
+    end: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """``window_mean(x[a] * x[b], start, end)`` without building the products.
+
+    Parameters
+    ----------
+    x : NDArray[np.float64]
+        Shape (C, L) [V or A].
+    a, b : NDArray[np.intp]
+        Channels multiplied, shape (P,); ``a = b`` gives mean squares.
+    start, end : NDArray[np.float64]
+        As for :func:`window_mean`.
+
+    Returns
+    -------
+    NDArray[np.float64]
+        Shape (W, P) [unit of ``x`` squared, or W for v*i]; the same values as
+        :func:`window_mean`, which sums in numpy's pairwise order.
+    """
+    s0 = np.asarray(start, dtype=np.float64)
+    s1 = np.asarray(end, dtype=np.float64)
+    if s0.size == 0:
+        return np.empty((0, a.size))
+    ka = np.floor(s0).astype(np.intp)
+    kb = np.floor(s1).astype(np.intp)
+    if ka[0] < 0 or kb[-1] + 1 >= x.shape[1]:
+        raise ValueError(
+            f"start/end: samples {ka[0]}..{kb[-1] + 1} outside x (0..{x.shape[1] - 1})"
+        )
+    out = np.empty((s0.size, a.size))
+    _mean_products(
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.ascontiguousarray(a, dtype=np.intp),
+        np.ascontiguousarray(b, dtype=np.intp),
+        np.ascontiguousarray(s0),
+        np.ascontiguousarray(s1),
+        ka,
+        kb,
+        out,
+    )
+    return out
+
+
+# numpy's pairwise summation (add.reduce of contiguous doubles): blocks of 128
+# summed with 8 accumulators, halved at multiples of 8 above that.
+_PW_BLOCK = 128
+
+
+@numba.njit(cache=True)
+def _pairwise_product_sum(
+    x: NDArray[np.float64], a: int, b: int, lo: int, n: int
+) -> float:
+    """Sum of ``x[a, k] * x[b, k]`` for k in lo .. lo + n - 1, in numpy's order."""
+    if n < 8:
+        res = 0.0
+        for k in range(lo, lo + n):
+            res += x[a, k] * x[b, k]
+        return res
+    if n <= _PW_BLOCK:
+        r0 = x[a, lo] * x[b, lo]
+        r1 = x[a, lo + 1] * x[b, lo + 1]
+        r2 = x[a, lo + 2] * x[b, lo + 2]
+        r3 = x[a, lo + 3] * x[b, lo + 3]
+        r4 = x[a, lo + 4] * x[b, lo + 4]
+        r5 = x[a, lo + 5] * x[b, lo + 5]
+        r6 = x[a, lo + 6] * x[b, lo + 6]
+        r7 = x[a, lo + 7] * x[b, lo + 7]
+        k = lo + 8
+        stop = lo + n - n % 8
+        while k < stop:
+            r0 += x[a, k] * x[b, k]
+            r1 += x[a, k + 1] * x[b, k + 1]
+            r2 += x[a, k + 2] * x[b, k + 2]
+            r3 += x[a, k + 3] * x[b, k + 3]
+            r4 += x[a, k + 4] * x[b, k + 4]
+            r5 += x[a, k + 5] * x[b, k + 5]
+            r6 += x[a, k + 6] * x[b, k + 6]
+            r7 += x[a, k + 7] * x[b, k + 7]
+            k += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while k < lo + n:
+            res += x[a, k] * x[b, k]
+            k += 1
+        return float(res)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_product_sum(x, a, b, lo, n2) + _pairwise_product_sum(
+        x, a, b, lo + n2, n - n2
+    )
+
+
+@numba.njit(cache=True)
+def _mean_products(
+    x: NDArray[np.float64],
+    a: NDArray[np.intp],
+    b: NDArray[np.intp],
+    s0: NDArray[np.float64],
+    s1: NDArray[np.float64],
+    ka: NDArray[np.intp],
+    kb: NDArray[np.intp],
+    out: NDArray[np.float64],
+) -> None:
+    """The statements of :func:`window_mean` on ``x[a] * x[b]``, operation for operation."""
+    for p in range(a.size):
+        ca, cb = a[p], b[p]
+        for w in range(s0.size):
+            i, j = ka[w], kb[w]
+            # add.reduceat: the first element, then the rest summed pairwise
+            whole = x[ca, i] * x[cb, i]
+            if j > i + 1:
+                whole += _pairwise_product_sum(x, ca, cb, i + 1, j - i - 1)
+            at_a = x[ca, i] * x[cb, i]
+            at_b = x[ca, j] * x[cb, j]
+            whole = whole + 0.5 * (at_b - at_a)
+            fb = s1[w] - j
+            fa = s0[w] - i
+            part_b = fb * at_b + 0.5 * fb * fb * (x[ca, j + 1] * x[cb, j + 1] - at_b)
+            part_a = fa * at_a + 0.5 * fa * fa * (x[ca, i + 1] * x[cb, i + 1] - at_a)
+            out[w, p] = (whole + part_b - part_a) / (s1[w] - s0[w])
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    one = np.zeros(1, dtype=np.intp)
+    window_mean_product(np.zeros((1, 4)), one, one, np.ones(1), np.full(1, 2.0))
 
 
 def window_max(

@@ -33,9 +33,11 @@ from numpy.typing import NDArray
 from collector.dsp.records import (
     CIRCUIT_PHASE_FIELDS,
     CIRCUIT_TOTAL_FIELDS,
+    CURRENT_HARMONICS,
     RESIDUAL_FIELDS,
     SYSTEM_FIELDS,
     VOLTAGE_FIELDS,
+    VOLTAGE_HARMONICS,
     RecordKind,
     RecordLayout,
     build_layout,
@@ -94,6 +96,36 @@ class Totals:
     residual: tuple[tuple[int, NDArray[np.intp]], ...] = ()
 
 
+# Rows of the per-channel quantities that records copy (see ChannelCopies); the
+# harmonic groups follow, group h in row GROUPS + h.
+RMS, PEAK, MISSING, CLIPPED, GROUPS = range(5)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCopies:
+    """Cells of the values array that are a channel's quantity copied unchanged.
+
+    The quantities of one window are stacked as a (GROUPS + H, C + 1) array
+    (rows RMS, PEAK, MISSING, CLIPPED, then the H harmonic groups; column C
+    is NaN, standing for "no channel"), so every such cell of every record
+    is filled by one gather and one scatter of flat indices.
+
+    Attributes
+    ----------
+    src : NDArray[np.intp]
+        Flat index into that (GROUPS + H, C + 1) array, whatever H.
+    dst : NDArray[np.intp]
+        Flat index into the (records, fields) array of one window.
+    group : NDArray[np.intp]
+        Harmonic group copied (0 = fundamental), -1 for the other quantities:
+        only cells with ``group < H`` are copied.
+    """
+
+    src: NDArray[np.intp]
+    dst: NDArray[np.intp]
+    group: NDArray[np.intp]
+
+
 @dataclass(frozen=True, slots=True)
 class Topology:
     """Rows of the values array and the channels behind them.
@@ -116,6 +148,9 @@ class Topology:
         (row, voltage channels A, B, C) of the polyphase record.
     residual_rows, residual_ch : NDArray[np.intp]
         Residual-current channel rows and channels.
+    copies : ChannelCopies
+        The cells of voltage, circuit-phase and residual rows that copy a
+        channel's RMS, peak, sample counts or harmonic groups.
     """
 
     layout: RecordLayout
@@ -130,6 +165,9 @@ class Topology:
     system: tuple[int, NDArray[np.intp]] | None = None
     residual_rows: NDArray[np.intp] = field(default_factory=lambda: _ix([]))
     residual_ch: NDArray[np.intp] = field(default_factory=lambda: _ix([]))
+    copies: ChannelCopies = field(
+        default_factory=lambda: ChannelCopies(_ix([]), _ix([]), _ix([]))
+    )
 
 
 def phase_label(k: int, n: int, *phases: Phase | None) -> str | None:
@@ -278,6 +316,36 @@ class _Builder:
         self.members.append(_ix(members))
 
 
+def channel_copies(
+    layout: RecordLayout,
+    n_channels: int,
+    families: Sequence[tuple[Sequence[int], Sequence[int], Sequence[tuple[str, int]], str | None]],
+) -> ChannelCopies:
+    """Flat copy indices from (rows, channels, (field, quantity) pairs, first
+    harmonic field or None) per record family; channel -1 copies NaN."""
+    width = n_channels + 1
+    fields = len(layout.fields)
+    src: list[int] = []
+    dst: list[int] = []
+    group: list[int] = []
+    for rows, chans, pairs, harmonics in families:
+        cells = [
+            (layout.index[f], q, q - GROUPS if q >= GROUPS else -1)
+            for f, q in pairs
+            if f in layout.index
+        ]
+        if harmonics in layout.index:
+            first = layout.index[harmonics]
+            cells += [(first + h, GROUPS + h, h) for h in range(len(VOLTAGE_HARMONICS))]
+        for row, ch in zip(rows, chans, strict=True):
+            col_ch = ch if ch >= 0 else n_channels
+            for col, q, h in cells:
+                src.append(q * width + col_ch)
+                dst.append(row * fields + col)
+                group.append(h)
+    return ChannelCopies(_ix(src), _ix(dst), _ix(group))
+
+
 def build_topology(
     caps: SourceCapabilities,
     circuits: Sequence[Circuit],
@@ -348,8 +416,37 @@ def build_topology(
         phase = str(ch.phase) if ch.phase is not None else "G"
         b.rows.append((RecordKind.RESIDUAL, ch.id, phase, ch.calibration_id, RESIDUAL_FIELDS))
 
+    layout = build_layout(b.rows)
+    common = [("missing_samples", MISSING), ("clipped_samples", CLIPPED)]
+    copies = channel_copies(
+        layout,
+        len(chans),
+        [
+            (
+                v_rows,
+                voltages,
+                [("voltage_rms_v", RMS), ("voltage_peak_v", PEAK), *common,
+                 ("voltage_fundamental_v", GROUPS)],
+                VOLTAGE_HARMONICS[0],
+            ),
+            (b.cp_rows, b.cp_v, [("voltage_rms_v", RMS)], None),
+            (
+                b.cp_rows,
+                b.cp_i,
+                [("current_rms_a", RMS), ("current_peak_a", PEAK),
+                 ("current_fundamental_a", GROUPS)],
+                CURRENT_HARMONICS[0],
+            ),
+            (
+                residual_rows,
+                residual,
+                [("residual_current_a", RMS), ("current_peak_a", PEAK), *common],
+                None,
+            ),
+        ],
+    )
     topology = Topology(
-        layout=build_layout(b.rows),
+        layout=layout,
         v_rows=_ix(v_rows),
         v_ch=_ix(voltages),
         cp_rows=_ix(b.cp_rows),
@@ -361,5 +458,6 @@ def build_topology(
         system=system,
         residual_rows=_ix(residual_rows),
         residual_ch=_ix(residual),
+        copies=copies,
     )
     return topology, np.asarray(b.energy, dtype=np.float64).reshape(-1, 2)
