@@ -46,6 +46,22 @@ def _pairs(first: NDArray[np.intp], last: NDArray[np.intp]) -> NDArray[np.intp]:
     return np.column_stack([first, last]).ravel()
 
 
+def _span(
+    length: int, start: NDArray[np.float64], end: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp], NDArray[np.intp]]:
+    """Window bounds as floats and the whole samples at or before them; raises when
+    a window (with the sample after its end) is not inside ``length`` samples."""
+    s0 = np.asarray(start, dtype=np.float64)
+    s1 = np.asarray(end, dtype=np.float64)
+    ka = np.floor(s0).astype(np.intp)
+    kb = np.floor(s1).astype(np.intp)
+    if s0.size and (ka[0] < 0 or kb[-1] + 1 >= length):
+        raise ValueError(
+            f"start/end: samples {ka[0]}..{kb[-1] + 1} outside x (0..{length - 1})"
+        )
+    return s0, s1, ka, kb
+
+
 def window_mean(
     x: NDArray[np.float64], start: NDArray[np.float64], end: NDArray[np.float64]
 ) -> NDArray[np.float64]:
@@ -64,16 +80,9 @@ def window_mean(
     NDArray[np.float64]
         Shape (W, C) [unit of ``x``].
     """
-    s0 = np.asarray(start, dtype=np.float64)
-    s1 = np.asarray(end, dtype=np.float64)
+    s0, s1, ka, kb = _span(x.shape[1], start, end)
     if s0.size == 0:
         return np.empty((0, x.shape[0]))
-    ka = np.floor(s0).astype(np.intp)
-    kb = np.floor(s1).astype(np.intp)
-    if ka[0] < 0 or kb[-1] + 1 >= x.shape[1]:
-        raise ValueError(
-            f"start/end: samples {ka[0]}..{kb[-1] + 1} outside x (0..{x.shape[1] - 1})"
-        )
     # sum of the trapezoids between whole samples ka .. kb
     whole = np.add.reduceat(x, _pairs(ka, kb), axis=1)[:, ::2] + 0.5 * (x[:, kb] - x[:, ka])
 
@@ -109,16 +118,9 @@ def window_mean_product(
         Shape (W, P) [unit of ``x`` squared, or W for v*i]; the same values as
         :func:`window_mean`, which sums in numpy's pairwise order.
     """
-    s0 = np.asarray(start, dtype=np.float64)
-    s1 = np.asarray(end, dtype=np.float64)
+    s0, s1, ka, kb = _span(x.shape[1], start, end)
     if s0.size == 0:
         return np.empty((0, a.size))
-    ka = np.floor(s0).astype(np.intp)
-    kb = np.floor(s1).astype(np.intp)
-    if ka[0] < 0 or kb[-1] + 1 >= x.shape[1]:
-        raise ValueError(
-            f"start/end: samples {ka[0]}..{kb[-1] + 1} outside x (0..{x.shape[1] - 1})"
-        )
     out = np.empty((s0.size, a.size))
     _mean_products(
         np.ascontiguousarray(x, dtype=np.float64),

@@ -1,7 +1,7 @@
 """The compiled (numba) loops of the metrics engine against plain numpy statements.
 
-Each loop must give what its numpy (or scipy) statement gives to the last bit,
-since the engine's records are compared exactly with the frozen reference
+Each loop must give what its numpy (or scipy) statement gives (to the last bit on
+x86-64), since the engine's records are compared with the frozen reference
 engine; and the engine compiles them when it is built, so blocks of any layout
 must not make numba compile again at run time.
 """
@@ -17,19 +17,26 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from collector.dsp.harmonics import _group_rms, harmonic_groups_rms
+from collector.dsp.interval import _fill_circuit_phases
 from collector.dsp.resample import (
     InterpolationKernel,
     _resample,
     interpolation_kernel,
     resample_windows,
 )
+from collector.dsp.rms import _mean_products
 from collector.metrics_engine import MetricsEngine, circuits_from_capabilities
 from collector.model import Block
 from collector.sources.simulated import SimulatedSource
 from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
 KERNEL = interpolation_kernel()
-LOOPS: dict[str, Dispatcher] = {"resample": _resample, "harmonic groups": _group_rms}
+LOOPS: dict[str, Dispatcher] = {
+    "resample": _resample,
+    "harmonic groups": _group_rms,
+    "mean products": _mean_products,
+    "circuit phases": _fill_circuit_phases,
+}
 
 
 def _sparse_resample(

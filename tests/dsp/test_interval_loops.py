@@ -2,27 +2,16 @@
 
 The engine's records are compared exactly with the frozen reference engine
 (test_engine_equivalence), so :func:`window_mean_product` must give what
-``window_mean(x[a] * x[b])`` gives to the last bit; and the loops are compiled
-when the engine is built, so no kind of block may make numba compile again.
+``window_mean(x[a] * x[b])`` gives to the last bit. That no kind of block makes
+these loops compile again is checked with the others in test_compiled_loops.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from numba.core.dispatcher import Dispatcher
 
-from collector.dsp.interval import _fill_circuit_phases
-from collector.dsp.rms import _mean_products, window_mean, window_mean_product
-from collector.metrics_engine import MetricsEngine, circuits_from_capabilities
-from collector.model import Block
-from collector.sources.simulated import SimulatedSource
-from tests.benchmarks.bench_simulated import fifteen_channel_panel
-
-LOOPS: dict[str, Dispatcher] = {
-    "mean products": _mean_products,
-    "circuit phases": _fill_circuit_phases,
-}
+from collector.dsp.rms import window_mean, window_mean_product
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -47,25 +36,3 @@ def test_mean_products_reject_windows_outside_the_samples() -> None:
     both = np.array([0, 1])
     with pytest.raises(ValueError, match="outside x"):
         window_mean_product(x, both, both, np.array([90.0]), np.array([99.5]))
-
-
-def test_the_loops_are_compiled_once_for_every_kind_of_block() -> None:
-    panel = fifteen_channel_panel()
-    source = SimulatedSource(panel, seed=3, duration_s=1.5, block_duration_s=0.5)
-    engine = MetricsEngine(source.capabilities, circuits_from_capabilities(source.capabilities))
-    compiled = {name: len(loop.signatures) for name, loop in LOOPS.items()}
-    assert all(compiled.values())
-    blocks = list(source.blocks())
-    read_only = blocks[1].samples.copy()
-    read_only.setflags(write=False)
-    variants = [
-        blocks[0].samples.astype(np.float32),
-        read_only,
-        np.asfortranarray(blocks[2].samples),
-    ]
-    n_out = 0
-    for block, samples in zip(blocks, variants, strict=True):
-        n_out += len(engine.process(Block(block.t0_ns, block.fs_hz, samples)))
-    n_out += len(engine.flush())
-    assert n_out > 0
-    assert {name: len(loop.signatures) for name, loop in LOOPS.items()} == compiled
