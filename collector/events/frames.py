@@ -9,7 +9,6 @@ frame are kept (``history_samples``) so a detector can compare with earlier cycl
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -58,23 +57,6 @@ class Frames:
         ).astype(np.int64)
         times += self.t0_ns
         return times
-
-    @property
-    def bounds(self) -> list[tuple[int, int]]:
-        """``[i0, i1)`` column range of each frame in ``data``."""
-        return list(itertools.pairwise(self.edges.tolist()))
-
-    @property
-    def start_ns(self) -> list[int]:
-        """Time of sample ``i0`` of each frame [ns since epoch]."""
-        out: list[int] = self.times_ns()[:-1].tolist()
-        return out
-
-    @property
-    def end_ns(self) -> list[int]:
-        """Time of sample ``i1`` of each frame [ns since epoch]."""
-        out: list[int] = self.times_ns()[1:].tolist()
-        return out
 
 
 class FrameCutter:
