@@ -182,6 +182,13 @@ def write_secret(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _deactivate(api: InfluxApi, auth: dict[str, object], description: str) -> None:
+    """Deactivate, not delete: whoever still uses the token keeps its audit trail
+    and can be reconfigured; an inactive token is refused (403)."""
+    api.json("PATCH", f"/api/v2/authorizations/{auth['id']}",
+             what=f"deactivating old token {description!r}", json={"status": "inactive"})
+
+
 def ensure_token(
     api: InfluxApi, description: str, permissions: list[dict[str, object]],
     token_file: Path | None,
@@ -203,9 +210,7 @@ def ensure_token(
             return None, f"token {description} unchanged"
     for auth in same:
         if auth.get("status") == "active":
-            api.json("PATCH", f"/api/v2/authorizations/{auth['id']}",
-                     what=f"deactivating old token {description!r}",
-                     json={"status": "inactive"})
+            _deactivate(api, auth, description)
     created = api.json("POST", "/api/v2/authorizations", what=f"creating token {description!r}",
                        json={"orgID": api.org_id(), "description": description,
                              "permissions": permissions})
@@ -318,9 +323,7 @@ def retire_v2_token(api: InfluxApi, description: str) -> list[str]:
     lines = []
     for auth in body.get("authorizations") or []:
         if auth.get("description") == description and auth.get("status") == "active":
-            api.json("PATCH", f"/api/v2/authorizations/{auth['id']}",
-                     what=f"deactivating old token {description!r}",
-                     json={"status": "inactive"})
+            _deactivate(api, auth, description)
             lines.append(f"deactivated old token {description} (replaced by the v1 "
                          f"credential {description})")
     return lines
