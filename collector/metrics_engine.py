@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.dsp import aggregation as agg
-from collector.dsp import harmonics, interval, resample, rms
+from collector.dsp import harmonics, interval, resample, rms, zero_crossing
 from collector.dsp.framing import (
     FramingConfig,
     FramingState,
@@ -227,6 +227,8 @@ class MetricsEngine:
         harmonics.compile_loops()
         rms.compile_loops()
         interval.compile_loops()
+        zero_crossing.compile_loops()
+        agg.compile_loops()
         self._configs: dict[float, _StreamConfig] = {}
         self._stream: _Stream | None = None
         self._aggs = _Aggregators()

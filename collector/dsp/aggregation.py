@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -198,21 +199,74 @@ def open_accumulator(
 def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accumulator:
     """Add one constituent."""
     terms = _terms(c, plan)
-    v = c.values
+    total, valid, highest, lowest, last = _accumulate_arrays(
+        acc.total, acc.valid, acc.highest, acc.lowest, acc.last,
+        terms.summand, terms.valid, c.values,
+    )
     # the constructor, not dataclasses.replace: this runs twice per interval
     return Accumulator(
         label_ns=acc.label_ns,
         start_ns=acc.start_ns,
         end_ns=c.end_ns,
         count=acc.count + 1,
-        total=acc.total + terms.summand,
-        valid=acc.valid + terms.valid,
-        highest=np.fmax(acc.highest, v),
-        lowest=np.fmin(acc.lowest, v),
-        last=np.where(terms.valid, v, acc.last),
+        total=total,
+        valid=valid,
+        highest=highest,
+        lowest=lowest,
+        last=last,
         flagged=acc.flagged or c.flagged,
         chained=acc.chained and c.contiguous,
         constituents_complete=acc.constituents_complete and c.complete,
+    )
+
+
+@numba.njit(cache=True)
+def _accumulate_arrays(
+    total: NDArray[np.float64],
+    valid: NDArray[np.int64],
+    highest: NDArray[np.float64],
+    lowest: NDArray[np.float64],
+    last: NDArray[np.float64],
+    summand: NDArray[np.float64],
+    is_valid: NDArray[np.bool_],
+    v: NDArray[np.float64],
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+    NDArray[np.float64],
+]:
+    """The running sums after one more constituent, as new (records, fields) arrays.
+
+    One pass for what is ``total + summand``, ``valid + is_valid``,
+    ``np.fmax(highest, v)``, ``np.fmin(lowest, v)`` and
+    ``np.where(is_valid, v, last)``: the maximum and minimum ignore NaN on
+    either side and are NaN only when both are.
+    """
+    shape = total.shape
+    t_out = np.empty(shape)
+    n_out = np.empty(shape, dtype=np.int64)
+    h_out = np.empty(shape)
+    l_out = np.empty(shape)
+    last_out = np.empty(shape)
+    for r in range(shape[0]):
+        for f in range(shape[1]):
+            x = v[r, f]
+            t_out[r, f] = total[r, f] + summand[r, f]
+            n_out[r, f] = valid[r, f] + (1 if is_valid[r, f] else 0)
+            h = highest[r, f]
+            h_out[r, f] = x if (h != h or x > h) else h
+            lo = lowest[r, f]
+            l_out[r, f] = x if (lo != lo or x < lo) else lo
+            last_out[r, f] = x if is_valid[r, f] else last[r, f]
+    return t_out, n_out, h_out, l_out, last_out
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    one = np.zeros((1, 1))
+    _accumulate_arrays(
+        one, np.zeros((1, 1), dtype=np.int64), one, one, one, one, np.ones((1, 1), dtype=np.bool_),
+        one,
     )
 
 

@@ -155,7 +155,9 @@ def measure_channels(
         clipped = np.where(cfg.clip_known[None, :], counted, np.nan)
     duration_s = (end - start) / cfg.fs_hz
     resampled = resample_windows(x.T, start, end, cfg.n_out, kernel)
-    spectra = equalize_spectra(scipy.fft.rfft(resampled, axis=1), end - start, kernel)
+    spectra = equalize_spectra(
+        scipy.fft.rfft(resampled, axis=1), end - start, kernel, in_place=True
+    )
     if cfg.aligned:
         spectra = align_spectra(spectra, cfg.skew_s, duration_s)
     groups = phasor = None

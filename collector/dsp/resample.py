@@ -158,6 +158,8 @@ def equalize_spectra(
     spectra: NDArray[np.complex128],
     window_samples: NDArray[np.float64],
     kernel: InterpolationKernel,
+    *,
+    in_place: bool = False,
 ) -> NDArray[np.complex128]:
     """Undo the interpolator's pass-band droop on resampled-window spectra.
 
@@ -169,16 +171,45 @@ def equalize_spectra(
         Length of each window in input samples, shape (W,); line ``m`` is at
         ``m / window_samples`` cycles per input sample.
     kernel : InterpolationKernel
+    in_place : bool
+        Scale ``spectra`` itself (it must be writeable) instead of a copy.
 
     Returns
     -------
     NDArray[np.complex128]
-        Equalised spectra (a new array).
+        Equalised spectra: ``spectra`` itself when ``in_place``, else a new array.
     """
-    grid = np.linspace(0.0, 0.5, kernel.inverse_response.size)
-    f = np.arange(spectra.shape[1])[None, :] / np.asarray(window_samples, dtype=np.float64)[:, None]
-    gain = np.interp(f, grid, kernel.inverse_response, right=1.0)
-    return np.asarray(spectra * gain[:, :, None])
+    out = spectra if in_place else np.array(spectra, dtype=np.complex128)
+    step = 0.5 / (kernel.inverse_response.size - 1)
+    _equalize(out, np.asarray(window_samples, dtype=np.float64), kernel.inverse_response, step)
+    return out
+
+
+@numba.njit(cache=True)
+def _equalize(
+    spectra: NDArray[np.complex128],
+    window_samples: NDArray[np.float64],
+    inverse: NDArray[np.float64],
+    step: float,
+) -> None:
+    """Scale line ``m`` of window ``w`` by ``1/|H(m / window_samples[w])|``, in place.
+
+    ``inverse`` is tabulated at ``0, step, 2 step, ... 0.5``; between two
+    entries the gain is interpolated linearly (as ``np.interp``), and above
+    0.5 cycles per sample it is 1.
+    """
+    last = inverse.size - 1
+    for w in range(spectra.shape[0]):
+        for m in range(spectra.shape[1]):
+            f = m / window_samples[w]
+            if f > 0.5:
+                break  # the rest of the lines are above 0.5: gain 1
+            j = min(int(f / step), last - 1)
+            x0 = j * step
+            gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - x0)
+            for c in range(spectra.shape[2]):
+                line = spectra[w, m, c]
+                spectra[w, m, c] = complex(line.real * gain, line.imag * gain)
 
 
 def synchronous_samples_per_cycle(fs_hz: float, nominal_frequency_hz: float) -> int:
@@ -283,3 +314,4 @@ def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block."""
     _resample(np.zeros((4, 1)), np.ones(1), np.ones(1), 1, np.ones((2, 4)), 1, 1)
+    _equalize(np.ones((1, 2, 1), dtype=np.complex128), np.ones(1), np.ones(3), 0.25)

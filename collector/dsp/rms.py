@@ -123,7 +123,7 @@ def window_mean_product(
         return np.empty((0, a.size))
     out = np.empty((s0.size, a.size))
     _mean_products(
-        np.ascontiguousarray(x, dtype=np.float64),
+        _rows_in_place(x),
         np.ascontiguousarray(a, dtype=np.intp),
         np.ascontiguousarray(b, dtype=np.intp),
         np.ascontiguousarray(s0),
@@ -133,6 +133,18 @@ def window_mean_product(
         out,
     )
     return out
+
+
+def _rows_in_place(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``x`` itself when the loop can read its rows in place, else a C-ordered copy.
+
+    ``x`` is usually a slice of a longer buffer (rows contiguous, the array
+    not): copying it would cost as much as the loop.  The loop is compiled for
+    exactly two layouts, C-contiguous and such slices, both writeable.
+    """
+    if x.dtype == np.float64 and x.flags.writeable and x.strides[1] == x.itemsize:
+        return x
+    return np.array(x, dtype=np.float64, order="C")
 
 
 # numpy's pairwise summation (add.reduce of contiguous doubles): blocks of 128
@@ -218,6 +230,8 @@ def compile_loops() -> None:
     start-up rather than at the first block."""
     one = np.zeros(1, dtype=np.intp)
     window_mean_product(np.zeros((1, 4)), one, one, np.ones(1), np.full(1, 2.0))
+    # rows of a longer buffer (two rows: one alone would be contiguous)
+    window_mean_product(np.zeros((2, 8))[:, :4], one, one, np.ones(1), np.full(1, 2.0))
 
 
 def window_max(
@@ -237,7 +251,7 @@ def window_count(
     first, last = window_cells(start, end)
     if first.size == 0:
         return np.empty((0, mask.shape[0]), dtype=np.int64)
-    counts = np.add.reduceat(mask.astype(np.int64), _pairs(first, last), axis=1)[:, ::2]
+    counts = np.add.reduceat(mask, _pairs(first, last), axis=1, dtype=np.int64)[:, ::2]
     return np.asarray(counts.T)
 
 

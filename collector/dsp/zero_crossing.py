@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
@@ -239,32 +240,17 @@ def positive_crossings(
     invalid_until = (
         max(state.invalid_until, int(bad_hi[-1])) if bad_hi.size else state.invalid_until
     )
-    # section by section with lfilter: the same recursion as sosfilt, with a
-    # third of its per-call overhead
-    y = filled
-    zi = np.empty_like(state.zi)
-    for k, section in enumerate(detector.sos):
-        y, zi[k] = signal.lfilter(section[:3], section[3:], y, zi=state.zi[k])
+    zi = state.zi.copy()
+    y = np.empty(n)
+    candidates = np.empty(n, dtype=np.intp)
+    found, armed = _filter_and_trigger(
+        filled, detector.sos, zi, y, state.last_y, state.armed, detector.hysteresis, candidates
+    )
     period = detector.period_samples
     history = filled[-period:] if n >= period else np.concatenate([state.history, filled])[-period:]
-
-    # yy[0] is the previous block's last sample; yy[j] is stream sample samples_seen + j - 1
-    yy = np.concatenate([[state.last_y], y])
-    below = yy[:-1] < 0.0
-    candidates = np.flatnonzero(below & (yy[1:] >= 0.0)) + 1  # index of the upper sample in yy
-    armed_mask = yy < -detector.hysteresis
-    armed_mask[0] = False  # its arming is already in state.armed
-    cum = np.cumsum(armed_mask)
-    if candidates.size:
-        prev = np.concatenate([[0], candidates[:-1]])
-        arms_between = cum[candidates - 1] - cum[prev]
-        valid = arms_between > 0
-        valid[0] |= state.armed
-        armed = bool(cum[-1] - cum[candidates[-1]] > 0)
-        c = candidates[valid]
-    else:
-        armed = state.armed or bool(cum[-1] > 0)
-        c = candidates
+    # candidates[k] is the index in yy of a crossing's upper sample, where
+    # yy[0] is the previous block's last sample and yy[j] = y[j - 1]
+    c = candidates[:found]
 
     new_state = CrossingState(
         zi=zi,
@@ -277,6 +263,7 @@ def positive_crossings(
     if c.size == 0:
         return np.empty(0), new_state
 
+    yy = np.concatenate([[state.last_y], y])
     y0 = yy[c - 1]
     y1 = yy[c]
     # Fit A*sin(w*t + phi) through (0, y0), (1, y1) with w the nominal angular
@@ -290,3 +277,59 @@ def positive_crossings(
         keep &= (lower < lo) | (lower >= hi)
     pos = lower + frac - detector.delay_samples + detector.skew_s * detector.fs_hz
     return pos[keep], new_state
+
+
+@numba.njit(cache=True)
+def _filter_and_trigger(
+    x: NDArray[np.float64],
+    sos: NDArray[np.float64],
+    zi: NDArray[np.float64],
+    y: NDArray[np.float64],
+    last_y: float,
+    armed: bool,
+    hysteresis: float,
+    candidates: NDArray[np.intp],
+) -> tuple[int, bool]:
+    """Band-pass ``x`` into ``y`` and find the accepted upward crossings, in one pass.
+
+    The filter is ``scipy.signal.lfilter`` section by section (transposed
+    direct form II, the same operations in the same order), its state ``zi``
+    (sections, 2) updated in place.  A crossing is a sample ``>= 0`` after
+    one ``< 0``; it is accepted when the signal went below ``-hysteresis``
+    since the previous crossing (``armed``).  The index of each accepted
+    crossing's upper sample is written to ``candidates`` counting ``last_y``
+    as index 0; returns how many there are and whether the trigger is armed
+    at the end.
+    """
+    n_sections = sos.shape[0]
+    prev = last_y
+    found = 0
+    for j in range(x.size):
+        v = x[j]
+        for k in range(n_sections):
+            b0, b1, b2 = sos[k, 0], sos[k, 1], sos[k, 2]
+            a1, a2 = sos[k, 4], sos[k, 5]
+            out = zi[k, 0] + b0 * v
+            zi[k, 0] = zi[k, 1] + b1 * v - a1 * out
+            zi[k, 1] = b2 * v - a2 * out
+            v = out
+        y[j] = v
+        if v < -hysteresis:
+            armed = True
+        elif prev < 0.0 and v >= 0.0:
+            if armed:
+                candidates[found] = j + 1
+                found += 1
+            armed = False
+        prev = v
+    return found, armed
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    sos = np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
+    _filter_and_trigger(
+        np.zeros(2), sos, np.zeros((1, 2)), np.empty(2), 0.0, False, 0.0,
+        np.empty(2, dtype=np.intp),
+    )
