@@ -144,6 +144,15 @@ class _Stream:
     framing: FramingState
     detected: int = 0  # stream samples examined for crossings and windows
     windows_done: int = 0
+    # blocks received since the buffer was last extended: joined to it once
+    # per batch, not block by block (which copied the growing buffer each time)
+    pending: tuple[NDArray[np.float64], ...] = ()
+    pending_samples: int = 0
+
+    @property
+    def end(self) -> int:
+        """Stream index one past the last sample received."""
+        return self.origin + self.buffer.shape[1] + self.pending_samples
 
 
 @dataclass(slots=True)
@@ -364,8 +373,11 @@ class MetricsEngine:
                 framing=FramingState(),
             )
         samples = np.asarray(block.samples, dtype=np.float64)
-        buffer = np.concatenate([stream.buffer, samples], axis=1) if stream.buffer.size else samples
-        self._stream = replace(stream, buffer=buffer)
+        self._stream = replace(
+            stream,
+            pending=(*stream.pending, samples),
+            pending_samples=stream.pending_samples + samples.shape[1],
+        )
         out.extend(self._advance(force=False))
         self._prune_disturbed()
         return out
@@ -379,10 +391,14 @@ class MetricsEngine:
         if stream is None:
             return []
         cfg = stream.config
-        end = stream.origin + stream.buffer.shape[1]
+        end = stream.end
         pending = end - stream.detected
         if pending <= 0 or (not force and pending < self._batch_s * cfg.fs_hz):
             return []
+        if stream.pending:
+            parts = (stream.buffer, *stream.pending) if stream.buffer.size else stream.pending
+            joined = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            stream = replace(stream, buffer=joined, pending=(), pending_samples=0)
         new = stream.buffer[:, stream.detected - stream.origin :]
         crossing = stream.crossing
         found = np.empty(0)

@@ -46,10 +46,9 @@ from collector.dsp.resample import InterpolationKernel, equalize_spectra, resamp
 from collector.dsp.rms import (
     mean_square_from_spectra,
     rms,
-    window_count,
-    window_max,
     window_mean,
     window_mean_product,
+    window_peaks,
 )
 from collector.dsp.topology import CLIPPED, GROUPS, MISSING, PEAK, RMS, Topology
 from collector.dsp.unbalance import unbalance_pct
@@ -147,12 +146,8 @@ def measure_channels(
     else:
         missing = np.zeros((n_w, x.shape[0]), dtype=np.int64)
         invalid = np.zeros((n_w, x.shape[0]), dtype=np.bool_)
-    magnitude = np.abs(x)
-    peak = window_max(magnitude, start, end)
-    clipped = np.full((n_w, x.shape[0]), np.nan)
-    if cfg.clip_known.any():
-        counted = window_count(magnitude >= cfg.full_scale[:, None], start, end)
-        clipped = np.where(cfg.clip_known[None, :], counted, np.nan)
+    peak, counted = window_peaks(x, start, end, cfg.full_scale)
+    clipped = np.where(cfg.clip_known[None, :], counted, np.nan)
     duration_s = (end - start) / cfg.fs_hz
     resampled = resample_windows(x.T, start, end, cfg.n_out, kernel)
     spectra = equalize_spectra(

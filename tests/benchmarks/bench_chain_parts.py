@@ -58,7 +58,7 @@ def metrics_steps(block_s: float) -> None:
                  "frame_windows", "to_metrics"):
         _wrap(engine_module, name)
     for name in ("resample_windows", "equalize_spectra", "harmonic_groups_rms",
-                 "window_max", "window_mean"):
+                 "window_peaks", "window_mean"):
         _wrap(interval, name)
     for name in ("aggregate_cycles", "aggregate_clock"):
         _wrap(agg, name)

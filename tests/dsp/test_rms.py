@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import scipy.fft
 
-from collector.dsp.rms import mean_square_from_spectra, window_count, window_max, window_mean
+from collector.dsp.rms import (
+    mean_square_from_spectra,
+    window_count,
+    window_max,
+    window_mean,
+    window_peaks,
+)
 
 
 def interpolant_integral(x: np.ndarray, a: float, b: float) -> float:
@@ -53,3 +59,19 @@ def test_parseval_mean_square() -> None:
     y = rng.normal(size=(3, 256, 2))
     ms = mean_square_from_spectra(scipy.fft.rfft(y, axis=1), 256)
     np.testing.assert_allclose(ms, np.mean(y * y, axis=1), rtol=1e-12)
+
+
+def test_window_peaks_equal_numpy_reductions_of_the_magnitude() -> None:
+    rng = np.random.default_rng(5)
+    buffer = rng.normal(0.0, 100.0, (4, 3000))
+    x = buffer[:, 50:2950]  # rows of a longer buffer, as the engine passes them
+    x[2, 700] = np.nan
+    start = np.array([3.2, 1283.9])
+    end = np.array([1283.9, 2564.6])
+    level = np.array([150.0, np.inf, 120.0, 0.0])
+    peak, count = window_peaks(x, start, end, level)
+    magnitude = np.abs(x)
+    np.testing.assert_array_equal(peak, window_max(magnitude, start, end))
+    np.testing.assert_array_equal(count, window_count(magnitude >= level[:, None], start, end))
+    assert np.isnan(peak[0, 2]) and np.isfinite(peak[1, 2])
+    assert (count[:, 1] == 0).all() and (count[:, 3] == [1281, 1281]).all()
