@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.dsp import aggregation as agg
-from collector.dsp import harmonics, interval, resample, rms, zero_crossing
+from collector.dsp import harmonics, interval, records, resample, rms, zero_crossing
 from collector.dsp.framing import (
     FramingConfig,
     FramingState,
@@ -152,7 +152,7 @@ class _Stream:
     @property
     def end(self) -> int:
         """Stream index one past the last sample received."""
-        return self.origin + self.buffer.shape[1] + self.pending_samples
+        return self.origin + int(self.buffer.shape[1]) + self.pending_samples
 
 
 @dataclass(slots=True)
@@ -238,6 +238,7 @@ class MetricsEngine:
         interval.compile_loops()
         zero_crossing.compile_loops()
         agg.compile_loops()
+        records.compile_loops()
         self._configs: dict[float, _StreamConfig] = {}
         self._stream: _Stream | None = None
         self._aggs = _Aggregators()

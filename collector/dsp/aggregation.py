@@ -231,7 +231,7 @@ def _accumulate_arrays(
     is_valid: NDArray[np.bool_],
     v: NDArray[np.float64],
 ) -> tuple[
-    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+    NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
     NDArray[np.float64],
 ]:
     """The running sums after one more constituent, as new (records, fields) arrays.

@@ -17,11 +17,13 @@ helpers of those ratios and are never emitted.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -204,6 +206,9 @@ class RecordLayout:
     emitted_bounds: tuple[int, ...]
     emitted_int: NDArray[np.intp]
     emitted_bool: NDArray[np.intp]
+    # The columns derive() reads and writes, in the order of _DERIVE_COLUMNS;
+    # -1 where the layout has no such column.
+    derive_columns: NDArray[np.intp]
 
     def col(self, name: str) -> int:
         return self.index[name]
@@ -270,47 +275,80 @@ def build_layout(
         emitted_bool=np.asarray(
             [k for k, i in enumerate(flat) if fields[i % len(fields)] in BOOL_FIELDS], dtype=np.intp
         ),
+        derive_columns=np.asarray([index.get(f, -1) for f in _DERIVE_COLUMNS], dtype=np.intp),
     )
+
+
+# The columns derive() uses, by position in RecordLayout.derive_columns.
+_DERIVE_COLUMNS = (
+    "voltage_peak_v", "voltage_rms_v", "voltage_crest_factor",
+    "current_peak_a", "current_rms_a", "current_crest_factor",
+    harmonic_field("voltage", 1), "voltage_thd_pct",
+    harmonic_field("current", 1), "current_thd_pct",
+    "power_active_w", "power_apparent_va", "power_factor",
+    P1, "power_reactive_var", "power_factor_displacement",
+    CYCLES, LOCKED_S, "frequency_hz",
+)
 
 
 def derive(values: NDArray[np.float64], layout: RecordLayout, harmonic_orders: int) -> None:
     """Fill the DERIVED columns of ``values`` (..., records, fields) in place.
 
     ``harmonic_orders`` is the highest supported order; THD is left NaN when
-    it is below 40.
+    it is below 40.  Crest factors are peak / RMS, THD is
+    ``100 sqrt(G_2^2 + ... + G_n^2) / G_1`` over the reported orders, the
+    power factor P / S, the displacement power factor ``P1 / hypot(P1, Q1)``,
+    the frequency whole cycles over their duration; NaN where the divisor is
+    not positive.
     """
-    c = layout.index
-    v = values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for peak, rms_name, crest in (
-            ("voltage_peak_v", "voltage_rms_v", "voltage_crest_factor"),
-            ("current_peak_a", "current_rms_a", "current_crest_factor"),
-        ):
-            if crest in c:
-                r = v[..., c[rms_name]]
-                v[..., c[crest]] = np.where(r > 0, v[..., c[peak]] / r, np.nan)
-        for quantity, thd in (("voltage", "voltage_thd_pct"), ("current", "current_thd_pct")):
-            if thd not in c:
+    if values.size == 0:
+        return
+    flat = values.reshape(-1, values.shape[-1])
+    if not flat.flags.c_contiguous:
+        flat = np.ascontiguousarray(flat)
+    _derive(flat, layout.derive_columns, harmonic_orders, harmonic_orders >= THD_MIN_ORDER)
+    if not np.may_share_memory(flat, values):
+        values[...] = flat.reshape(values.shape)
+
+
+@numba.njit(cache=True)
+def _derive(v: NDArray[np.float64], cols: NDArray[np.intp], orders: int, thd: bool) -> None:
+    """The ratios of :func:`derive` for every row of ``v`` (rows, fields), in place."""
+    nan = np.nan
+    for r in range(v.shape[0]):
+        row = v[r]
+        for k in (0, 3):  # crest factors: peak, rms, crest
+            if cols[k + 2] >= 0:
+                rms_ = row[cols[k + 1]]
+                row[cols[k + 2]] = row[cols[k]] / rms_ if rms_ > 0 else nan
+        for k in (6, 8):  # THD: first harmonic, thd
+            if cols[k + 1] < 0:
                 continue
-            if harmonic_orders < THD_MIN_ORDER:
-                v[..., c[thd]] = np.nan
+            if not thd:
+                row[cols[k + 1]] = nan
                 continue
-            first = c[harmonic_field(quantity, 1)]
-            # harmonic columns of one quantity are contiguous and in order
-            groups = v[..., first : first + harmonic_orders]
-            g1 = groups[..., 0]
-            dist = np.sqrt(np.sum(groups[..., 1:] ** 2, axis=-1))
-            v[..., c[thd]] = np.where(g1 > 0, 100.0 * dist / g1, np.nan)
-        if "power_factor" in c:
-            p = v[..., c["power_active_w"]]
-            s = v[..., c["power_apparent_va"]]
-            v[..., c["power_factor"]] = np.where(s > 0, p / s, np.nan)
-            p1 = v[..., c[P1]]
-            s1 = np.hypot(p1, v[..., c["power_reactive_var"]])
-            v[..., c["power_factor_displacement"]] = np.where(s1 > 0, p1 / s1, np.nan)
-        cycles = v[..., c[CYCLES]]
-        seconds = v[..., c[LOCKED_S]]
-        v[..., c["frequency_hz"]] = np.where(seconds > 0, cycles / seconds, np.nan)
+            first = cols[k]
+            squares = 0.0
+            for n in range(first + 1, first + orders):
+                squares += row[n] * row[n]
+            g1 = row[first]
+            row[cols[k + 1]] = 100.0 * math.sqrt(squares) / g1 if g1 > 0 else nan
+        if cols[12] >= 0:
+            p, s = row[cols[10]], row[cols[11]]
+            row[cols[12]] = p / s if s > 0 else nan
+            p1 = row[cols[13]]
+            s1 = math.hypot(p1, row[cols[14]])
+            row[cols[15]] = p1 / s1 if s1 > 0 else nan
+        seconds = row[cols[17]]
+        row[cols[18]] = row[cols[16]] / seconds if seconds > 0 else nan
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    _derive(np.zeros((1, 2)), np.full(len(_DERIVE_COLUMNS), -1, dtype=np.intp), 0, False)
+    _derive(np.ones((1, 2)), np.concatenate(
+        [np.full(len(_DERIVE_COLUMNS) - 3, -1), [0, 0, 1]]).astype(np.intp), 0, False)
 
 
 FieldValue = float | int | bool | str | None
