@@ -27,7 +27,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.dsp import aggregation as agg
-from collector.dsp import harmonics, interval, records, resample, rms, zero_crossing
+from collector.dsp import (
+    harmonics,
+    interval,
+    records,
+    resample,
+    rms,
+    unbalance,
+    zero_crossing,
+)
 from collector.dsp.framing import (
     FramingConfig,
     FramingState,
@@ -239,6 +247,7 @@ class MetricsEngine:
         zero_crossing.compile_loops()
         agg.compile_loops()
         records.compile_loops()
+        unbalance.compile_loops()
         self._configs: dict[float, _StreamConfig] = {}
         self._stream: _Stream | None = None
         self._aggs = _Aggregators()

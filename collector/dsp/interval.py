@@ -158,17 +158,19 @@ def measure_channels(
     groups = phasor = None
     if cfg.harmonic_orders:
         groups = harmonic_groups_rms(spectra, cfg.n_out, cfg.cycles, cfg.harmonic_orders)
-        groups[np.broadcast_to(invalid[:, None, :], groups.shape)] = np.nan
         phasor = fundamental_phasor(spectra, cfg.n_out, cfg.cycles)
-        phasor[invalid] = np.nan
+        if invalid.any():
+            groups[np.broadcast_to(invalid[:, None, :], groups.shape)] = np.nan
+            phasor[invalid] = np.nan
     if cfg.time_domain:
         every = np.arange(x.shape[0])
         mean_sq = window_mean_product(x, every, every, start, end)
     else:
         mean_sq = mean_square_from_spectra(spectra, cfg.n_out)
     value_rms = rms(mean_sq)
-    value_rms[invalid] = np.nan
-    peak[invalid] = np.nan
+    if invalid.any():
+        value_rms[invalid] = np.nan
+        peak[invalid] = np.nan
     return ChannelMeasurements(
         samples=x,
         start=start,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import cmath
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -46,9 +47,38 @@ def unbalance_pct(
     neg_pct, zero_pct : NDArray[np.float64]
         ``|X2|/|X1|`` and ``|X0|/|X1|`` [%]; NaN where ``X1`` is 0.
     """
-    zero, positive, negative = symmetrical_components(xa, xb, xc)
-    p = np.abs(positive)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        neg = np.where(p > 0, 100.0 * np.abs(negative) / p, np.nan)
-        zer = np.where(p > 0, 100.0 * np.abs(zero) / p, np.nan)
+    a, b, c = (np.ascontiguousarray(v, dtype=np.complex128) for v in (xa, xb, xc))
+    if not a.shape == b.shape == c.shape:
+        raise ValueError(f"xa, xb, xc: shapes differ: {a.shape}, {b.shape}, {c.shape}")
+    neg = np.empty(a.shape)
+    zer = np.empty(a.shape)
+    _unbalance(a.ravel(), b.ravel(), c.ravel(), neg.ravel(), zer.ravel())
     return neg, zer
+
+
+@numba.njit(cache=True)
+def _unbalance(
+    xa: NDArray[np.complex128],
+    xb: NDArray[np.complex128],
+    xc: NDArray[np.complex128],
+    neg: NDArray[np.float64],
+    zer: NDArray[np.float64],
+) -> None:
+    """:func:`unbalance_pct` element by element (the arithmetic of
+    :func:`symmetrical_components`), into ``neg`` and ``zer``."""
+    a = _A
+    a2 = _A * _A
+    for k in range(xa.size):
+        zero = (xa[k] + xb[k] + xc[k]) / 3.0
+        positive = (xa[k] + a * xb[k] + a2 * xc[k]) / 3.0
+        negative = (xa[k] + a2 * xb[k] + a * xc[k]) / 3.0
+        p = abs(positive)
+        neg[k] = 100.0 * abs(negative) / p if p > 0 else np.nan
+        zer[k] = 100.0 * abs(zero) / p if p > 0 else np.nan
+
+
+def compile_loops() -> None:
+    """Compile this module's numba loop now, or load it from numba's cache: at
+    start-up rather than at the first block."""
+    one = np.ones(1, dtype=np.complex128)
+    unbalance_pct(one, one, one)
