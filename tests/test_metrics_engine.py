@@ -441,6 +441,52 @@ def assert_same_metrics(first: list[Metrics], second: list[Metrics]) -> None:
                 assert va == vb, k
 
 
+def test_batches_cut_at_aggregates_delay_basic_intervals_not_aggregates() -> None:
+    # 40 s of 0.1-s blocks, the frequency ramping 49.9 -> 50.1 Hz, a 10-min tick
+    # at 20.05 s (it closes a 150-cycle aggregate early)
+    fs = 6400.0
+    tick_ns = (T0_NS // (600 * NS_PER_S) + 1) * 600 * NS_PER_S
+    t0_ns = tick_ns - 20_050_000_000
+    t = times_s(fs, 40.0)
+    ph = linear_drift_phase(t, 49.9, 50.1, 40.0)
+    x = np.vstack([tone(ph, U_NOM) + tone(ph, 7.0, 5), tone(ph, 8.0, 1, -0.5)])
+    caps = single_phase(fs)
+    plain = MetricsEngine(caps, CIRCUIT)
+    batched = MetricsEngine(caps, CIRCUIT, batch_s=5.0, batch_to_aggregates=True)
+    out: dict[str, list[Metrics]] = {"plain": [], "batched": []}
+    when: dict[str, dict[tuple[str, int], int]] = {"plain": {}, "batched": {}}
+    for k in range(400):
+        block = Block(t0_ns + k * 100_000_000, fs, x[:, k * 640 : (k + 1) * 640], k > 0)
+        for name, engine in (("plain", plain), ("batched", batched)):
+            got = engine.process(block)
+            out[name].extend(got)
+            for m in got:
+                when[name].setdefault((m.interval, m.time_ns), k)
+    for name, engine in (("plain", plain), ("batched", batched)):
+        got = engine.flush()
+        out[name].extend(got)
+        for m in got:
+            when[name].setdefault((m.interval, m.time_ns), 400)
+    # the same records, in the same order
+    assert_same_metrics(out["plain"], out["batched"])
+    aggregates = [key for key in when["plain"] if key[0] != "basic"]
+    assert sum(key[0] == "150c" for key in aggregates) >= 12
+    assert ("10min", tick_ns - 600 * NS_PER_S) in aggregates
+    delays = [when["batched"][key] - when["plain"][key] for key in aggregates]
+    # an aggregate comes out with the block that completes it (now and then one
+    # block later, when the frequency moved while it filled)
+    assert min(delays) == 0
+    assert max(delays) <= 1
+    assert sum(delays) <= 2
+    # basic intervals wait for the end of their aggregate: at most ~3 s, and the
+    # engine measured them in about one batch per aggregate
+    basic = [key for key in when["plain"] if key[0] == "basic"]
+    waits = [when["batched"][key] - when["plain"][key] for key in basic]
+    assert max(waits) <= 31
+    batches = {when["batched"][key] for key in basic}
+    assert len(batches) <= len(aggregates) + 2
+
+
 def test_non_contiguous_block_restarts_cleanly() -> None:
     fs = 6400.0
     caps = single_phase(fs)

@@ -30,6 +30,8 @@ from numpy.typing import NDArray
 from collector.model import NS_PER_S
 
 TEN_MINUTES_NS = 600 * NS_PER_S
+# Basic intervals in a 150/180-cycle aggregate.
+INTERVALS_PER_AGGREGATE = 15
 TWO_HOURS_NS = 7200 * NS_PER_S
 
 
@@ -312,7 +314,7 @@ def aggregate_cycles(
     c: Constituent,
     state: CycleAggregatorState,
     plan: AggregationPlan,
-    intervals: int = 15,
+    intervals: int = INTERVALS_PER_AGGREGATE,
     tick_ns: int = TEN_MINUTES_NS,
 ) -> tuple[list[Aggregate], CycleAggregatorState]:
     """150/180-cycle aggregation of basic intervals, re-synchronised at ticks.
