@@ -535,27 +535,37 @@ class MetricsEngine:
         first_is_restart: bool,
     ) -> list[Metrics]:
         layout = self._topo.layout
-        out: list[Metrics] = []
+        n_w = len(starts)
+        flagged = [self._overlaps_disturbance(t0, t1) for t0, t1 in zip(starts, ends, strict=True)]
         # the running-sum terms of every window at once; both aggregators use them
-        terms = agg.contribution(values, layout.plan)
-        for w, (t0, t1) in enumerate(zip(starts, ends, strict=True)):
-            flagged = self._overlaps_disturbance(t0, t1)
+        batch = agg.ConstituentBatch(
+            values=values,
+            contribution=agg.contribution(values, layout.plan),
+            start_ns=starts,
+            end_ns=ends,
+            flagged=flagged,
+            contiguous=[not (first_is_restart and w == 0) for w in range(n_w)],
+        )
+        cycles, self._aggs.cycles = agg.aggregate_cycles_batch(
+            batch, self._aggs.cycles, layout.plan
+        )
+        ten_min, self._aggs.ten_min = agg.aggregate_clock_batch(
+            batch, self._aggs.ten_min, layout.plan, agg.TEN_MINUTES_NS
+        )
+        # records in interval order: each basic interval, then what it completed
+        closed: dict[int, tuple[list[agg.Aggregate], list[agg.Aggregate]]] = {}
+        for w, a in cycles:
+            closed.setdefault(w, ([], []))[0].append(a)
+        for w, a in ten_min:
+            closed.setdefault(w, ([], []))[1].append(a)
+        out: list[Metrics] = []
+        for w in range(n_w):
             if "basic" in self._emit:
-                out.extend(to_metrics(values[w], layout, t0, "basic", flagged))
-            c = agg.Constituent(
-                values=values[w],
-                start_ns=t0,
-                end_ns=t1,
-                flagged=flagged,
-                contiguous=not (first_is_restart and w == 0),
-                contribution=agg.Contribution(terms.summand[w], terms.valid[w]),
-            )
-            done, self._aggs.cycles = agg.aggregate_cycles(c, self._aggs.cycles, layout.plan)
-            out.extend(self._emit_aggregates(done, self._cycles_name))
-            done, self._aggs.ten_min = agg.aggregate_clock(
-                c, self._aggs.ten_min, layout.plan, agg.TEN_MINUTES_NS
-            )
-            out.extend(self._emit_ten_minutes(done))
+                out.extend(to_metrics(values[w], layout, starts[w], "basic", flagged[w]))
+            if w in closed:
+                done_cycles, done_ten = closed[w]
+                out.extend(self._emit_aggregates(done_cycles, self._cycles_name))
+                out.extend(self._emit_ten_minutes(done_ten))
         return out
 
     def _emit_ten_minutes(self, done: list[agg.Aggregate]) -> list[Metrics]:

@@ -105,6 +105,46 @@ class Constituent:
 
 
 @dataclass(frozen=True, slots=True)
+class ConstituentBatch:
+    """Consecutive basic intervals fed to an aggregator at once.
+
+    The same as one :class:`Constituent` per interval (each complete), with
+    the values and their running-sum terms stacked: arrays are
+    (W, records, fields), lists have W items.  Intervals that go into the same
+    aggregate are added in one compiled pass.
+    """
+
+    values: NDArray[np.float64]
+    contribution: Contribution
+    start_ns: list[int]
+    end_ns: list[int]
+    flagged: list[bool]
+    contiguous: list[bool]
+
+    def constituent(self, w: int) -> Constituent:
+        return Constituent(
+            values=self.values[w],
+            start_ns=self.start_ns[w],
+            end_ns=self.end_ns[w],
+            flagged=self.flagged[w],
+            contiguous=self.contiguous[w],
+            contribution=Contribution(self.contribution.summand[w], self.contribution.valid[w]),
+        )
+
+    def fold(self, acc: Accumulator, lo: int, hi: int) -> Accumulator:
+        """``acc`` with intervals ``lo .. hi - 1`` added (none: ``acc`` itself)."""
+        if hi <= lo:
+            return acc
+        return _fold(
+            acc, self.values, self.contribution.summand, self.contribution.valid, lo, hi,
+            end_ns=self.end_ns[hi - 1],
+            flagged=any(self.flagged[lo:hi]),
+            chained=all(self.contiguous[lo:hi]),
+            complete=True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Accumulator:
     """Running sums of one aggregate.
 
@@ -201,29 +241,49 @@ def open_accumulator(
 def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accumulator:
     """Add one constituent."""
     terms = _terms(c, plan)
-    total, valid, highest, lowest, last = _accumulate_arrays(
-        acc.total, acc.valid, acc.highest, acc.lowest, acc.last,
-        terms.summand, terms.valid, c.values,
+    return _fold(
+        acc, c.values[None], terms.summand[None], terms.valid[None], 0, 1,
+        end_ns=c.end_ns, flagged=c.flagged, chained=c.contiguous, complete=c.complete,
     )
-    # the constructor, not dataclasses.replace: this runs twice per interval
+
+
+def _fold(
+    acc: Accumulator,
+    values: NDArray[np.float64],
+    summand: NDArray[np.float64],
+    valid: NDArray[np.bool_],
+    lo: int,
+    hi: int,
+    *,
+    end_ns: int,
+    flagged: bool,
+    chained: bool,
+    complete: bool,
+) -> Accumulator:
+    """``acc`` with constituents ``lo .. hi - 1`` of (W, records, fields) arrays added
+    in order; the flags say whether any was flagged, all were contiguous and complete."""
+    total, count, highest, lowest, last = _fold_arrays(
+        acc.total, acc.valid, acc.highest, acc.lowest, acc.last, summand, valid, values, lo, hi
+    )
+    # the constructor, not dataclasses.replace: this runs for every batch
     return Accumulator(
         label_ns=acc.label_ns,
         start_ns=acc.start_ns,
-        end_ns=c.end_ns,
-        count=acc.count + 1,
+        end_ns=end_ns,
+        count=acc.count + hi - lo,
         total=total,
-        valid=valid,
+        valid=count,
         highest=highest,
         lowest=lowest,
         last=last,
-        flagged=acc.flagged or c.flagged,
-        chained=acc.chained and c.contiguous,
-        constituents_complete=acc.constituents_complete and c.complete,
+        flagged=acc.flagged or flagged,
+        chained=acc.chained and chained,
+        constituents_complete=acc.constituents_complete and complete,
     )
 
 
 @numba.njit(cache=True)
-def _accumulate_arrays(
+def _fold_arrays(
     total: NDArray[np.float64],
     valid: NDArray[np.int64],
     highest: NDArray[np.float64],
@@ -231,34 +291,40 @@ def _accumulate_arrays(
     last: NDArray[np.float64],
     summand: NDArray[np.float64],
     is_valid: NDArray[np.bool_],
-    v: NDArray[np.float64],
+    values: NDArray[np.float64],
+    lo: int,
+    hi: int,
 ) -> tuple[
     NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
     NDArray[np.float64],
 ]:
-    """The running sums after one more constituent, as new (records, fields) arrays.
+    """The running sums after constituents ``lo .. hi - 1``, as new (records, fields) arrays.
 
-    One pass for what is ``total + summand``, ``valid + is_valid``,
-    ``np.fmax(highest, v)``, ``np.fmin(lowest, v)`` and
+    For each constituent in turn, what is ``total + summand``,
+    ``valid + is_valid``, ``np.fmax(highest, v)``, ``np.fmin(lowest, v)`` and
     ``np.where(is_valid, v, last)``: the maximum and minimum ignore NaN on
     either side and are NaN only when both are.
     """
-    shape = total.shape
-    t_out = np.empty(shape)
-    n_out = np.empty(shape, dtype=np.int64)
-    h_out = np.empty(shape)
-    l_out = np.empty(shape)
-    last_out = np.empty(shape)
-    for r in range(shape[0]):
-        for f in range(shape[1]):
-            x = v[r, f]
-            t_out[r, f] = total[r, f] + summand[r, f]
-            n_out[r, f] = valid[r, f] + (1 if is_valid[r, f] else 0)
-            h = highest[r, f]
-            h_out[r, f] = x if (h != h or x > h) else h
-            lo = lowest[r, f]
-            l_out[r, f] = x if (lo != lo or x < lo) else lo
-            last_out[r, f] = x if is_valid[r, f] else last[r, f]
+    t_out = total.copy()
+    n_out = valid.copy()
+    h_out = highest.copy()
+    l_out = lowest.copy()
+    last_out = last.copy()
+    for w in range(lo, hi):
+        for r in range(total.shape[0]):
+            for f in range(total.shape[1]):
+                x = values[w, r, f]
+                t_out[r, f] += summand[w, r, f]
+                ok = is_valid[w, r, f]
+                n_out[r, f] += 1 if ok else 0
+                h = h_out[r, f]
+                if h != h or x > h:
+                    h_out[r, f] = x
+                low = l_out[r, f]
+                if low != low or x < low:
+                    l_out[r, f] = x
+                if ok:
+                    last_out[r, f] = x
     return t_out, n_out, h_out, l_out, last_out
 
 
@@ -266,9 +332,10 @@ def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block."""
     one = np.zeros((1, 1))
-    _accumulate_arrays(
-        one, np.zeros((1, 1), dtype=np.int64), one, one, one, one, np.ones((1, 1), dtype=np.bool_),
-        one,
+    many = np.zeros((1, 1, 1))
+    _fold_arrays(
+        one, np.zeros((1, 1), dtype=np.int64), one, one, one, many,
+        np.ones((1, 1, 1), dtype=np.bool_), many, 0, 1,
     )
 
 
@@ -423,3 +490,68 @@ def close_clock(
     if state.acc is None:
         return [], ClockAggregatorState()
     return [_close(state.acc, plan, complete=False)], ClockAggregatorState()
+
+
+def aggregate_cycles_batch(
+    batch: ConstituentBatch,
+    state: CycleAggregatorState,
+    plan: AggregationPlan,
+    intervals: int = INTERVALS_PER_AGGREGATE,
+    tick_ns: int = TEN_MINUTES_NS,
+) -> tuple[list[tuple[int, Aggregate]], CycleAggregatorState]:
+    """:func:`aggregate_cycles` of each interval of ``batch`` in turn.
+
+    Returns each completed aggregate with the index of the interval that
+    completed it, and the state after the last interval.
+    """
+    done: list[tuple[int, Aggregate]] = []
+    acc = state.acc
+    lo = 0  # first interval not yet added to acc
+    for w in range(len(batch.start_ns)):
+        if acc is not None and not batch.contiguous[w]:
+            done.append((w, _close(batch.fold(acc, lo, w), plan, complete=False)))
+            acc = None
+        if acc is None:
+            acc = open_accumulator(batch.constituent(w), plan, batch.start_ns[w], True)
+            lo = w + 1
+        count = acc.count + w + 1 - lo
+        if count >= intervals or contains_tick(batch.start_ns[w], batch.end_ns[w], tick_ns):
+            acc = batch.fold(acc, lo, w + 1)
+            done.append((w, _close(acc, plan, complete=acc.count == intervals and acc.chained)))
+            acc = None
+    if acc is not None:
+        acc = batch.fold(acc, lo, len(batch.start_ns))
+    return done, CycleAggregatorState(acc)
+
+
+def aggregate_clock_batch(
+    batch: ConstituentBatch,
+    state: ClockAggregatorState,
+    plan: AggregationPlan,
+    period_ns: int,
+) -> tuple[list[tuple[int, Aggregate]], ClockAggregatorState]:
+    """:func:`aggregate_clock` of each interval of ``batch`` in turn.
+
+    Returns each closed period with the index of the interval that closed it,
+    and the state after the last interval.
+    """
+    done: list[tuple[int, Aggregate]] = []
+    acc = state.acc
+    after_tick = state.after_tick
+    lo = 0
+    for w in range(len(batch.start_ns)):
+        label = (batch.start_ns[w] // period_ns) * period_ns
+        if acc is not None and acc.label_ns != label:
+            done.append((w, _close(batch.fold(acc, lo, w), plan, complete=False)))
+            acc, after_tick = None, False
+        if acc is None:
+            chained = after_tick and batch.contiguous[w]
+            acc = open_accumulator(batch.constituent(w), plan, label, chained=chained)
+            lo = w + 1
+        if contains_tick(batch.start_ns[w], batch.end_ns[w], period_ns):
+            acc = batch.fold(acc, lo, w + 1)
+            done.append((w, _close(acc, plan, complete=acc.chained and acc.constituents_complete)))
+            acc, after_tick = None, True
+    if acc is not None:
+        acc = batch.fold(acc, lo, len(batch.start_ns))
+    return done, ClockAggregatorState(acc, after_tick=after_tick)

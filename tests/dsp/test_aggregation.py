@@ -14,13 +14,17 @@ from collector.dsp.aggregation import (
     Aggregate,
     ClockAggregatorState,
     Constituent,
+    ConstituentBatch,
     CycleAggregatorState,
     aggregate_clock,
+    aggregate_clock_batch,
     aggregate_cycles,
+    aggregate_cycles_batch,
     aggregation_plan,
     close_clock,
     close_cycles,
     contains_tick,
+    contribution,
 )
 from collector.model import NS_PER_S
 
@@ -156,3 +160,63 @@ def test_two_hours_from_ten_minute_values() -> None:
     assert [a.complete for a in done] == [True, False]  # the 16th 10-min value was incomplete
     assert done[0].values[0, 1] == pytest.approx(5.5)
     assert done[0].values[0, 0] == pytest.approx(math.sqrt(np.mean(np.arange(12.0) ** 2)))
+
+
+def _same_aggregate(a: Aggregate, b: Aggregate) -> None:
+    assert (a.label_ns, a.start_ns, a.end_ns, a.count, a.flagged, a.complete) == (
+        b.label_ns, b.start_ns, b.end_ns, b.count, b.flagged, b.complete
+    )
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batches_of_intervals_aggregate_as_one_interval_at_a_time(seed: int) -> None:
+    # 3.5 min of intervals around a 10-min tick, with NaN cells, flagged intervals,
+    # a gap and an interval that is not contiguous, fed in batches of random size
+    rng = np.random.default_rng(seed)
+    n = 1050
+    values = rng.normal(100.0, 10.0, (n, 3, len(KINDS)))
+    values[rng.random(values.shape) < 0.05] = np.nan
+    values[40:60, 1, :] = np.nan  # a record with nothing for a while
+    starts = [TICK - 700 * STEP + k * STEP for k in range(n)]
+    starts = [t + (5 * STEP if k >= 800 else 0) for k, t in enumerate(starts)]  # the gap
+    ends = [t + STEP for t in starts]
+    flagged = (rng.random(n) < 0.03).tolist()
+    contiguous = [k not in (0, 800) for k in range(n)]
+    single: dict[str, list[tuple[int, Aggregate]]] = {"cycles": [], "clock": []}
+    cyc, clk = CycleAggregatorState(), ClockAggregatorState()
+    for k in range(n):
+        c = Constituent(values[k], starts[k], ends[k], flagged[k], contiguous[k])
+        done, cyc = aggregate_cycles(c, cyc, PLAN)
+        single["cycles"] += [(k, a) for a in done]
+        done, clk = aggregate_clock(c, clk, PLAN, TEN_MINUTES_NS)
+        single["clock"] += [(k, a) for a in done]
+    batched: dict[str, list[tuple[int, Aggregate]]] = {"cycles": [], "clock": []}
+    bcyc, bclk = CycleAggregatorState(), ClockAggregatorState()
+    lo = 0
+    while lo < n:
+        hi = min(n, lo + int(rng.integers(1, 40)))
+        batch = ConstituentBatch(
+            values[lo:hi], contribution(values[lo:hi], PLAN), starts[lo:hi], ends[lo:hi],
+            flagged[lo:hi], contiguous[lo:hi],
+        )
+        done_b, bcyc = aggregate_cycles_batch(batch, bcyc, PLAN)
+        batched["cycles"] += [(lo + w, a) for w, a in done_b]
+        done_b, bclk = aggregate_clock_batch(batch, bclk, PLAN, TEN_MINUTES_NS)
+        batched["clock"] += [(lo + w, a) for w, a in done_b]
+        lo = hi
+    for name in ("cycles", "clock"):
+        assert [k for k, _ in batched[name]] == [k for k, _ in single[name]]
+        for (_, a), (_, b) in zip(batched[name], single[name], strict=True):
+            _same_aggregate(a, b)
+    assert len(single["cycles"]) >= 60
+    assert len(single["clock"]) == 1  # the 10-min period closed at the tick
+    assert {a.complete for _, a in single["cycles"]} == {True, False}
+    assert any(a.flagged for _, a in single["cycles"])
+    # and the open aggregates are the same
+    for done_b, done in (
+        (close_cycles(bcyc, PLAN)[0], close_cycles(cyc, PLAN)[0]),
+        (close_clock(bclk, PLAN)[0], close_clock(clk, PLAN)[0]),
+    ):
+        assert len(done_b) == len(done) == 1
+        _same_aggregate(done_b[0], done[0])
