@@ -68,6 +68,8 @@ class InterpolationKernel:
     inverse_response : NDArray[np.float64]
         ``1 / |H(f)|`` on ``f = k / (2 * (len - 1))``, 0..0.5 cycles/sample,
         set to 1 above the equalised band.
+    table_single : NDArray[np.float32]
+        ``table`` rounded to single precision.
     """
 
     taps: int
@@ -75,6 +77,7 @@ class InterpolationKernel:
     phases: int
     table: NDArray[np.float64]
     inverse_response: NDArray[np.float64]
+    table_single: NDArray[np.float32]
 
     @property
     def half(self) -> int:
@@ -115,7 +118,8 @@ def interpolation_kernel(
     response = _table_response(table, taps, phases, grid)
     inverse = np.where(grid <= _EQUALIZED_EDGE, 1.0 / response, 1.0)
     return InterpolationKernel(
-        taps=taps, beta=beta, phases=phases, table=table, inverse_response=inverse
+        taps=taps, beta=beta, phases=phases, table=table, inverse_response=inverse,
+        table_single=table.astype(np.float32),
     )
 
 
@@ -155,7 +159,7 @@ def kernel_response(
 
 
 def equalize_spectra(
-    spectra: NDArray[np.complex128],
+    spectra: NDArray[np.complexfloating],
     window_samples: NDArray[np.float64],
     kernel: InterpolationKernel,
     *,
@@ -165,51 +169,61 @@ def equalize_spectra(
 
     Parameters
     ----------
-    spectra : NDArray[np.complex128]
-        ``rfft`` of resampled windows along axis 1, shape (W, K, C).
+    spectra : NDArray[np.complexfloating]
+        ``rfft`` of resampled windows along axis 1, shape (W, K, C); single
+        precision (from single-precision windows) is widened on the way.
     window_samples : NDArray[np.float64]
         Length of each window in input samples, shape (W,); line ``m`` is at
         ``m / window_samples`` cycles per input sample.
     kernel : InterpolationKernel
     in_place : bool
-        Scale ``spectra`` itself (it must be writeable) instead of a copy.
+        Scale ``spectra`` itself (it must be writeable and double precision)
+        instead of a new array.
 
     Returns
     -------
     NDArray[np.complex128]
-        Equalised spectra: ``spectra`` itself when ``in_place``, else a new array.
+        Equalised spectra: ``spectra`` itself when ``in_place`` and double
+        precision, else a new array.
     """
-    out = spectra if in_place else np.array(spectra, dtype=np.complex128)
+    out: NDArray[np.complex128]
+    if in_place and spectra.dtype == np.complex128:
+        out = spectra  # type: ignore[assignment]  # checked just above
+    else:
+        out = np.empty(spectra.shape, dtype=np.complex128)
     step = 0.5 / (kernel.inverse_response.size - 1)
-    _equalize(out, np.asarray(window_samples, dtype=np.float64), kernel.inverse_response, step)
+    _equalize(
+        spectra, out, np.asarray(window_samples, dtype=np.float64), kernel.inverse_response, step
+    )
     return out
 
 
 @numba.njit(cache=True)
 def _equalize(
-    spectra: NDArray[np.complex128],
+    spectra: NDArray[np.complexfloating],
+    out: NDArray[np.complex128],
     window_samples: NDArray[np.float64],
     inverse: NDArray[np.float64],
     step: float,
 ) -> None:
-    """Scale line ``m`` of window ``w`` by ``1/|H(m / window_samples[w])|``, in place.
+    """``out`` = line ``m`` of window ``w`` scaled by ``1/|H(m / window_samples[w])|``.
 
     ``inverse`` is tabulated at ``0, step, 2 step, ... 0.5``; between two
     entries the gain is interpolated linearly (as ``np.interp``), and above
-    0.5 cycles per sample it is 1.
+    0.5 cycles per sample it is 1.  ``out`` may be ``spectra`` itself.
     """
     last = inverse.size - 1
     for w in range(spectra.shape[0]):
         for m in range(spectra.shape[1]):
             f = m / window_samples[w]
-            if f > 0.5:
-                break  # the rest of the lines are above 0.5: gain 1
-            j = min(int(f / step), last - 1)
-            x0 = j * step
-            gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - x0)
+            gain = 1.0
+            if f <= 0.5:
+                j = min(int(f / step), last - 1)
+                x0 = j * step
+                gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - x0)
             for c in range(spectra.shape[2]):
                 line = spectra[w, m, c]
-                spectra[w, m, c] = complex(line.real * gain, line.imag * gain)
+                out[w, m, c] = complex(float(line.real) * gain, float(line.imag) * gain)
 
 
 def synchronous_samples_per_cycle(fs_hz: float, nominal_frequency_hz: float) -> int:
@@ -231,7 +245,8 @@ def resample_windows(
     end: NDArray[np.float64],
     n_out: int,
     kernel: InterpolationKernel,
-) -> NDArray[np.float64]:
+    dtype: type[np.float32] | type[np.float64] = np.float64,
+) -> NDArray[np.floating]:
     """Resample windows with fractional boundaries to ``n_out`` samples each.
 
     Parameters
@@ -246,10 +261,14 @@ def resample_windows(
     n_out : int
         Samples per output window.
     kernel : InterpolationKernel
+    dtype : type
+        Precision of the arithmetic and the result: ``np.float32`` halves the
+        memory traffic (relative error ~1e-7 of the signal, see
+        docs/measurement.md), ``np.float64`` gives the sparse product's values.
 
     Returns
     -------
-    NDArray[np.float64]
+    NDArray[np.floating]
         Shape (W, n_out, n_channels); a view, channels not contiguous.
     """
     start = np.asarray(start, dtype=np.float64)
@@ -269,26 +288,29 @@ def resample_windows(
     # channels padded to a multiple of the vector width: the innermost loop
     # then runs without a scalar remainder
     n_ch = x.shape[1]
-    padded = np.zeros((x.shape[0], -(-n_ch // _LANES) * _LANES))
+    lanes = _LANES if dtype is np.float64 else 2 * _LANES
+    padded = np.zeros((x.shape[0], -(-n_ch // lanes) * lanes), dtype=dtype)
     padded[:, :n_ch] = x
-    out = _resample(padded, start, step, n_out, kernel.table, kernel.phases, kernel.half)
+    table: NDArray[np.floating] = kernel.table if dtype is np.float64 else kernel.table_single
+    out = _resample(padded, start, step, n_out, table, kernel.phases, kernel.half)
     return out[:, :, :n_ch]
 
 
 @numba.njit(cache=True)
 def _resample(
-    x: NDArray[np.float64],
+    x: NDArray[np.floating],
     start: NDArray[np.float64],
     step: NDArray[np.float64],
     n_out: int,
-    table: NDArray[np.float64],
+    table: NDArray[np.floating],
     phases: int,
     half: int,
-) -> NDArray[np.float64]:
-    """The weighted sums of :func:`resample_windows`, taps added first to last."""
+) -> NDArray[np.floating]:
+    """The weighted sums of :func:`resample_windows`, taps added first to last,
+    in the precision of ``x`` and ``table``."""
     n_ch = x.shape[1]
     taps = table.shape[1]
-    out = np.zeros((start.size, n_out, n_ch))
+    out = np.zeros((start.size, n_out, n_ch), dtype=x.dtype)
     for w in range(start.size):
         for j in range(n_out):
             pos = start[w] + step[w] * j
@@ -313,5 +335,10 @@ def _resample(
 def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block."""
-    _resample(np.zeros((4, 1)), np.ones(1), np.ones(1), 1, np.ones((2, 4)), 1, 1)
-    _equalize(np.ones((1, 2, 1), dtype=np.complex128), np.ones(1), np.ones(3), 0.25)
+    for real, cplx in ((np.float64, np.complex128), (np.float32, np.complex64)):
+        _resample(np.zeros((4, 1), dtype=real), np.ones(1), np.ones(1), 1,
+                  np.ones((2, 4), dtype=real), 1, 1)
+        spectra = np.ones((1, 2, 1), dtype=cplx)
+        _equalize(spectra, np.empty((1, 2, 1), dtype=np.complex128), np.ones(1), np.ones(3), 0.25)
+    spectra = np.ones((1, 2, 1), dtype=np.complex128)
+    _equalize(spectra, spectra, np.ones(1), np.ones(3), 0.25)

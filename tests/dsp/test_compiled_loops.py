@@ -73,6 +73,23 @@ def test_resampling_equals_the_sparse_product(n_ch: int) -> None:
                                rtol=0, atol=1e-12 * 100.0)
 
 
+@pytest.mark.parametrize("n_ch", [1, 9, 15])
+def test_single_precision_resampling_is_the_sparse_product_to_single_precision(
+    n_ch: int,
+) -> None:
+    # what the engine uses: the same sums in float32, ~1e-7 of the signal's scale
+    rng = np.random.default_rng(10 + n_ch)
+    x = rng.normal(0.0, 100.0, (7000, n_ch)) + 300.0 * np.sin(np.arange(7000) / 20.4)[:, None]
+    start = 20.4 + 1280.6 * np.arange(5)
+    end = start + 1280.6
+    got = resample_windows(x, start, end, 1280, KERNEL, dtype=np.float32)
+    assert got.dtype == np.float32
+    assert got.shape == (5, 1280, n_ch)
+    want = _sparse_resample(x, start, end, 1280, KERNEL)
+    error = np.abs(got - want).max() / np.abs(x).max()
+    assert 1e-9 < error < 1e-6  # single, not double, precision
+
+
 def test_resampling_with_an_odd_number_of_taps_equals_the_sparse_product() -> None:
     # the loop takes the taps in pairs; an odd kernel leaves one over
     rng = np.random.default_rng(5)

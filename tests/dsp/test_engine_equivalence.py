@@ -7,13 +7,19 @@ tests of that time.  Here both engines consume the same long 15-channel
 simulated panel (dips, a frequency excursion, harmonic pollution, an
 overload, a clipping sensor, missing samples, a gap) cut into random block
 sizes, and every field of every record must agree exactly, floats to 1e-12
-relative.
+relative, except what comes from the spectra: the engine resamples the windows
+and takes their FFT in single precision (the reference in double), so harmonic
+groups, fundamentals and reactive power agree to 1e-6 of the record's RMS or
+apparent power, and the ratios built from them (THD, displacement power
+factor, unbalance) to 1e-3 percentage points / 1e-5 (about ten times the
+differences seen, ~1e-7 of full scale, and far below any reported resolution).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pytest
@@ -92,6 +98,34 @@ def _blocks(x: np.ndarray, fs_hz: float, t0_ns: int, seed: int) -> Iterator[Bloc
             k += round(0.3 * fs_hz)
 
 
+# single-precision spectra: tolerance relative to the record's scale, see the docstring
+SINGLE = 1e-6
+_SPECTRAL_RATIOS = {
+    "voltage_thd_pct": 1e-3,
+    "current_thd_pct": 1e-3,
+    "voltage_unbalance_neg_pct": 1e-3,
+    "voltage_unbalance_zero_pct": 1e-3,
+    "current_unbalance_neg_pct": 1e-3,
+    "power_factor_displacement": 1e-5,
+}
+
+
+def _spectral_tolerance(name: str, fields: Mapping[str, object]) -> float | None:
+    """Absolute tolerance for a field computed from the spectra, None for the others."""
+    if name in _SPECTRAL_RATIOS:
+        return _SPECTRAL_RATIOS[name]
+    scale_of = {
+        "_v": "voltage_rms_v", "_a": "current_rms_a", "power_reactive_var": "power_apparent_va"
+    }
+    if name == "power_reactive_var":
+        scale = fields.get("power_apparent_va")
+    elif "_fundamental_" in name or re.fullmatch(r"(voltage|current)_h\d+_[va]", name):
+        scale = fields.get(scale_of[name[-2:]])
+    else:
+        return None
+    return SINGLE * float(scale) if isinstance(scale, float) else 0.0
+
+
 def _assert_same(got: list[Metrics], want: list[Metrics]) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want, strict=True):
@@ -102,7 +136,11 @@ def _assert_same(got: list[Metrics], want: list[Metrics]) -> None:
             val = g.fields[name]
             assert type(val) is type(ref), (head, name, val, ref)
             if isinstance(ref, float) and isinstance(val, float):
-                assert math.isclose(val, ref, rel_tol=REL, abs_tol=0.0), (head, name, val, ref)
+                tol = _spectral_tolerance(name, w.fields)
+                if tol is None:
+                    assert math.isclose(val, ref, rel_tol=REL, abs_tol=0.0), (head, name, val, ref)
+                else:
+                    assert abs(val - ref) <= tol, (head, name, val, ref, tol)
             else:
                 assert val == ref, (head, name, val, ref)
 
