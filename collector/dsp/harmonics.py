@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.dsp.resample import PASSBAND_EDGE
+from collector.dsp.resample import PASSBAND_EDGE, InterpolationKernel
 from collector.nomenclature import HARMONIC_MAX_ORDER
 
 # Highest deviation of the fundamental, as a ratio, for which the supported
@@ -124,10 +124,105 @@ def _group_rms(
                 out[w, n, c] = math.sqrt((0.0 if group < 0.0 else group) * scale)
 
 
+def groups_from_raw_spectra(
+    raw: NDArray[np.complexfloating],
+    window_samples: NDArray[np.float64],
+    kernel: InterpolationKernel,
+    n_samples: int,
+    cycles: int,
+    orders: int,
+) -> tuple[NDArray[np.float64], NDArray[np.complex128]]:
+    """Harmonic groups and fundamental phasors straight from unequalised spectra.
+
+    The same values as :func:`harmonic_groups_rms` and :func:`fundamental_phasor`
+    of ``equalize_spectra(raw, window_samples, kernel)``, in one compiled pass
+    that equalises only the lines the groups use and writes no equalised
+    spectra: for a caller that needs nothing else from them.
+
+    Parameters
+    ----------
+    raw : NDArray[np.complexfloating]
+        ``rfft`` of resampled windows along axis 1, shape (W, K, C).
+    window_samples : NDArray[np.float64]
+        Length of each window in input samples, shape (W,).
+    kernel : InterpolationKernel
+    n_samples, cycles, orders : int
+        As for :func:`harmonic_groups_rms`.
+
+    Returns
+    -------
+    groups : NDArray[np.float64]
+        Shape (W, orders, C).
+    phasor : NDArray[np.complex128]
+        Shape (W, C).
+    """
+    half = cycles // 2
+    if cycles % 2 or orders < 1 or orders * cycles + half >= raw.shape[1]:
+        raise ValueError(
+            f"cycles/orders: need even cycles and orders * cycles + cycles/2 < {raw.shape[1]}, "
+            f"got {cycles}, {orders}"
+        )
+    groups = np.empty((raw.shape[0], orders, raw.shape[2]))
+    phasor = np.empty((raw.shape[0], raw.shape[2]), dtype=np.complex128)
+    step = 0.5 / (kernel.inverse_response.size - 1)
+    _groups_from_raw(
+        raw, np.asarray(window_samples, dtype=np.float64), kernel.inverse_response, step,
+        cycles, 2.0 / n_samples**2, math.sqrt(2.0) / n_samples, groups, phasor,
+    )
+    return groups, phasor
+
+
+@numba.njit(cache=True)
+def _groups_from_raw(
+    raw: NDArray[np.complexfloating],
+    window_samples: NDArray[np.float64],
+    inverse: NDArray[np.float64],
+    step: float,
+    cycles: int,
+    scale: float,
+    phasor_scale: float,
+    groups: NDArray[np.float64],
+    phasor: NDArray[np.complex128],
+) -> None:
+    """Equalised line powers up to the last group, then the groups as :func:`_group_rms`."""
+    half = cycles // 2
+    n_ch = raw.shape[2]
+    top = groups.shape[1] * cycles + half
+    power = np.empty((top + 1, n_ch))
+    last = inverse.size - 1
+    for w in range(raw.shape[0]):
+        for m in range(top + 1):
+            # the gain of equalize_spectra (resample._equalize)
+            f = m / window_samples[w]
+            gain = 1.0
+            if f <= 0.5:
+                j = min(int(f / step), last - 1)
+                gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - j * step)
+            for c in range(n_ch):
+                line = raw[w, m, c]
+                re = float(line.real) * gain
+                im = float(line.imag) * gain
+                power[m, c] = re * re + im * im
+                if m == cycles:
+                    phasor[w, c] = complex(re * phasor_scale, im * phasor_scale)
+        for n in range(groups.shape[1]):
+            centre = (n + 1) * cycles
+            for c in range(n_ch):
+                inner = 0.0
+                for k in range(centre - half + 1, centre + half + 1):
+                    inner += power[k, c]
+                group = inner - 0.5 * power[centre + half, c] + 0.5 * power[centre - half, c]
+                groups[w, n, c] = math.sqrt((0.0 if group < 0.0 else group) * scale)
+
+
 def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block."""
     _group_rms(np.zeros((1, 4, 1), dtype=np.complex128), 2, 1.0, np.empty((1, 1, 1)))
+    _groups_from_raw(
+        np.zeros((1, 4, 1), dtype=np.complex64), np.full(1, 4.0), np.ones(3), 0.25, 2, 1.0, 1.0,
+        np.empty((1, 1, 1)), np.empty((1, 1), dtype=np.complex128),
+    )
 
 
 def thd_pct(groups_rms: NDArray[np.float64], orders: int) -> NDArray[np.float64]:

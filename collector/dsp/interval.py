@@ -25,7 +25,11 @@ import scipy.fft
 from numpy.typing import NDArray
 
 from collector.dsp.gaps import fill_gaps, invalid_windows
-from collector.dsp.harmonics import fundamental_phasor, harmonic_groups_rms
+from collector.dsp.harmonics import (
+    fundamental_phasor,
+    groups_from_raw_spectra,
+    harmonic_groups_rms,
+)
 from collector.dsp.power import (
     align_spectra,
     mean_product_from_spectra,
@@ -115,7 +119,9 @@ class ChannelMeasurements:
     missing: NDArray[np.int64]  # (W, C)
     clipped: NDArray[np.float64]  # (W, C), NaN when the full scale is unknown
     invalid: NDArray[np.bool_]  # (W, C)
-    spectra: NDArray[np.complex128]  # (W, K, C), equalised and time-aligned
+    # (W, K, C), equalised and time-aligned; None when nothing but the groups
+    # and phasors needed them (time-domain RMS and power, no skew to correct)
+    spectra: NDArray[np.complex128] | None
     groups: NDArray[np.float64] | None  # (W, H, C) harmonic group RMS
     phasor: NDArray[np.complex128] | None  # (W, C) fundamental RMS phasors
 
@@ -152,20 +158,30 @@ def measure_channels(
     # windows and FFT in single precision (half the memory traffic; the
     # spectra keep ~7 significant digits), widened to double when equalised
     resampled = resample_windows(x.T, start, end, cfg.n_out, kernel, dtype=np.float32)
-    spectra = equalize_spectra(scipy.fft.rfft(resampled, axis=1), end - start, kernel)
-    if cfg.aligned:
-        spectra = align_spectra(spectra, cfg.skew_s, duration_s)
+    raw = scipy.fft.rfft(resampled, axis=1)
+    spectra = None
     groups = phasor = None
-    if cfg.harmonic_orders:
-        groups = harmonic_groups_rms(spectra, cfg.n_out, cfg.cycles, cfg.harmonic_orders)
-        phasor = fundamental_phasor(spectra, cfg.n_out, cfg.cycles)
-        if invalid.any():
-            groups[np.broadcast_to(invalid[:, None, :], groups.shape)] = np.nan
-            phasor[invalid] = np.nan
+    if cfg.aligned or not cfg.time_domain:
+        # powers and RMS come from the spectra too: equalise (and align) them all
+        spectra = equalize_spectra(raw, end - start, kernel)
+        if cfg.aligned:
+            spectra = align_spectra(spectra, cfg.skew_s, duration_s)
+        if cfg.harmonic_orders:
+            groups = harmonic_groups_rms(spectra, cfg.n_out, cfg.cycles, cfg.harmonic_orders)
+            phasor = fundamental_phasor(spectra, cfg.n_out, cfg.cycles)
+    elif cfg.harmonic_orders:
+        # only the groups and the fundamental are needed: straight from the FFT
+        groups, phasor = groups_from_raw_spectra(
+            raw, end - start, kernel, cfg.n_out, cfg.cycles, cfg.harmonic_orders
+        )
+    if groups is not None and phasor is not None and invalid.any():
+        groups[np.broadcast_to(invalid[:, None, :], groups.shape)] = np.nan
+        phasor[invalid] = np.nan
     if cfg.time_domain:
         every = np.arange(x.shape[0])
         mean_sq = window_mean_product(x, every, every, start, end)
     else:
+        assert spectra is not None  # equalised above whenever not time_domain
         mean_sq = mean_square_from_spectra(spectra, cfg.n_out)
     value_rms = rms(mean_sq)
     if invalid.any():
@@ -193,6 +209,7 @@ def _mean_products(
     """``mean(x_a * x_b)`` per window, (W, P); from the spectra when timing was corrected."""
     if cfg.time_domain and not cfg.aligned:
         return window_mean_product(m.samples, a, b, m.start, m.end)
+    assert m.spectra is not None  # kept whenever not time-domain or aligned
     return mean_product_from_spectra(m.spectra[:, :, a], m.spectra[:, :, b], cfg.n_out)
 
 
@@ -408,6 +425,7 @@ def _total_rows(
             total = m.samples[summed].sum(axis=0, keepdims=True)
             mean_sq = window_mean(total * total, m.start, m.end)[:, 0]
         else:
+            assert m.spectra is not None  # kept whenever not time-domain or aligned
             total_spec = m.spectra[:, :, summed].sum(axis=2, keepdims=True)
             mean_sq = mean_square_from_spectra(total_spec, cfg.n_out)[:, 0]
         values[:, row, c["residual_current_a"]] = np.where(

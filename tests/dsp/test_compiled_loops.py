@@ -16,15 +16,27 @@ from numba.core.dispatcher import Dispatcher
 from numpy.typing import NDArray
 from scipy import sparse
 
-from collector.dsp.harmonics import _group_rms, harmonic_groups_rms
+from collector.dsp.aggregation import _fold_arrays
+from collector.dsp.harmonics import (
+    _group_rms,
+    _groups_from_raw,
+    fundamental_phasor,
+    groups_from_raw_spectra,
+    harmonic_groups_rms,
+)
 from collector.dsp.interval import _fill_circuit_phases
+from collector.dsp.records import _derive
 from collector.dsp.resample import (
     InterpolationKernel,
+    _equalize,
     _resample,
+    equalize_spectra,
     interpolation_kernel,
     resample_windows,
 )
-from collector.dsp.rms import _mean_products
+from collector.dsp.rms import _mean_products, _peaks
+from collector.dsp.unbalance import _unbalance
+from collector.dsp.zero_crossing import _filter_and_trigger
 from collector.metrics_engine import MetricsEngine, circuits_from_capabilities
 from collector.model import Block
 from collector.sources.simulated import SimulatedSource
@@ -33,9 +45,16 @@ from tests.benchmarks.bench_simulated import fifteen_channel_panel
 KERNEL = interpolation_kernel()
 LOOPS: dict[str, Dispatcher] = {
     "resample": _resample,
+    "equalise": _equalize,
     "harmonic groups": _group_rms,
+    "groups from the FFT": _groups_from_raw,
     "mean products": _mean_products,
+    "peaks": _peaks,
     "circuit phases": _fill_circuit_phases,
+    "crossings": _filter_and_trigger,
+    "aggregation": _fold_arrays,
+    "ratios": _derive,
+    "unbalance": _unbalance,
 }
 
 
@@ -126,6 +145,24 @@ def test_harmonic_groups_equal_the_numpy_statement(cycles: int, orders: int) -> 
     if orders >= 3:
         assert np.isnan(got[1, 2, 4])
         assert np.isfinite(got).sum() == got.size - 1
+
+
+@pytest.mark.parametrize(("cycles", "orders"), [(10, 50), (12, 41)])
+def test_groups_from_the_raw_fft_equal_groups_of_the_equalised_spectra(
+    cycles: int, orders: int
+) -> None:
+    rng = np.random.default_rng(cycles)
+    n = 128 * cycles
+    raw = (rng.normal(0.0, 1e4, (3, n // 2 + 1, 15))
+           + 1j * rng.normal(0.0, 1e4, (3, n // 2 + 1, 15))).astype(np.complex64)
+    raw[1, 3 * cycles, 4] = np.nan
+    window_samples = np.array([n * 0.995, n * 1.0, n * 1.012])
+    groups, phasor = groups_from_raw_spectra(raw, window_samples, KERNEL, n, cycles, orders)
+    spectra = equalize_spectra(raw, window_samples, KERNEL)
+    np.testing.assert_allclose(groups, harmonic_groups_rms(spectra, n, cycles, orders), rtol=1e-12)
+    np.testing.assert_allclose(phasor, fundamental_phasor(spectra, n, cycles), rtol=1e-12)
+    assert np.isnan(groups[1, 2, 4])
+    assert np.isfinite(groups).sum() == groups.size - 1
 
 
 def test_the_loops_are_compiled_once_for_every_kind_of_block() -> None:
