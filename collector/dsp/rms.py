@@ -262,6 +262,8 @@ def window_peaks(
     start: NDArray[np.float64],
     end: NDArray[np.float64],
     level: NDArray[np.float64],
+    *,
+    may_have_nan: bool = True,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Largest ``|x|`` and the number of samples with ``|x| >= level``, per window.
 
@@ -278,6 +280,9 @@ def window_peaks(
         Window boundaries, shape (W,).
     level : NDArray[np.float64]
         Per-channel threshold, shape (C,); ``inf`` counts nothing.
+    may_have_nan : bool
+        False when the caller knows ``x`` has no NaN (gaps already filled):
+        the loop then does not look for them.
 
     Returns
     -------
@@ -290,7 +295,10 @@ def window_peaks(
     peak = np.empty((first.size, x.shape[0]))
     count = np.zeros((first.size, x.shape[0]), dtype=np.int64)
     if first.size:
-        _peaks(_rows_in_place(x), first, last, np.asarray(level, dtype=np.float64), peak, count)
+        _peaks(
+            _rows_in_place(x), first, last, np.asarray(level, dtype=np.float64), may_have_nan,
+            peak, count,
+        )
     return peak, count
 
 
@@ -300,6 +308,7 @@ def _peaks(
     first: NDArray[np.intp],
     last: NDArray[np.intp],
     level: NDArray[np.float64],
+    may_have_nan: bool,
     peak: NDArray[np.float64],
     count: NDArray[np.int64],
 ) -> None:
@@ -309,15 +318,23 @@ def _peaks(
         for w in range(first.size):
             top = 0.0
             n = 0
-            nan = 0
             # branch-free, so the compiler vectorises it; NaN is counted
-            # rather than propagated
-            for k in range(first[w], last[w]):
-                v = abs(row[k])
-                top = max(top, v)
-                n += v >= threshold
-                nan += v != v
-            peak[w, c] = top if nan == 0 else np.nan
+            # rather than propagated, and only when there may be one
+            if may_have_nan:
+                nan = 0
+                for k in range(first[w], last[w]):
+                    v = abs(row[k])
+                    top = max(top, v)
+                    n += v >= threshold
+                    nan += v != v
+                if nan:
+                    top = np.nan
+            else:
+                for k in range(first[w], last[w]):
+                    v = abs(row[k])
+                    top = max(top, v)
+                    n += v >= threshold
+            peak[w, c] = top
             count[w, c] = n
 
 

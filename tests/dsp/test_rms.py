@@ -77,3 +77,9 @@ def test_window_peaks_equal_numpy_reductions_of_the_magnitude() -> None:
     assert np.isfinite(peak[1, 2])
     assert (count[:, 1] == 0).all()
     assert (count[:, 3] == [1281, 1281]).all()
+    # told there is no NaN, the same peaks and counts on a signal without one
+    x[2, 700] = 0.0
+    peak, count = window_peaks(x, start, end, level)
+    fast_peak, fast_count = window_peaks(x, start, end, level, may_have_nan=False)
+    np.testing.assert_array_equal(fast_peak, peak)
+    np.testing.assert_array_equal(fast_count, count)
