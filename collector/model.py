@@ -247,6 +247,34 @@ class Metrics:
     flagged: bool = False
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def new_metrics(
+    time_ns: int,
+    interval: str,
+    channel: str,
+    phase: str | None,
+    fields: Mapping[str, float | int | bool | str | None],
+    flagged: bool,
+) -> Metrics:
+    """``Metrics(...)`` at half the cost, for the metrics engine's hot path.
+
+    A frozen dataclass's generated ``__init__`` sets each field through a global
+    lookup of ``object.__setattr__``; this sets them the same way with the lookup
+    done once.  It must set every field of :class:`Metrics` (a test checks).
+    """
+    m = _new(Metrics)
+    _set(m, "time_ns", time_ns)
+    _set(m, "interval", interval)
+    _set(m, "channel", channel)
+    _set(m, "phase", phase)
+    _set(m, "fields", fields)
+    _set(m, "flagged", flagged)
+    return m
+
+
 class Sink(Protocol):
     """Where metrics and events go (JSON Lines, InfluxDB, MQTT...).
 

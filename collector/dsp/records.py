@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from collector.dsp.aggregation import AggKind, AggregationPlan, aggregation_plan
 from collector.dsp.harmonics import THD_MIN_ORDER
-from collector.model import Metrics
+from collector.model import Metrics, new_metrics
 from collector.nomenclature import HARMONIC_MAX_ORDER, harmonic_field
 
 # Quality fields this module adds beyond collector.nomenclature (proposed for
@@ -471,7 +471,7 @@ def to_metrics(
     cells = _Cells(values, layout)
     frozen_extra = dict(extra) if extra else None
     return [
-        Metrics(time_ns, interval, spec.channel, spec.phase,
-                RecordFields(cells, r, layout, frozen_extra), flagged)
+        new_metrics(time_ns, interval, spec.channel, spec.phase,
+                    RecordFields(cells, r, layout, frozen_extra), flagged)
         for r, spec in enumerate(layout.records)
     ]

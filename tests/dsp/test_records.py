@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from collector.dsp.records import (
     derive,
     to_metrics,
 )
+from collector.model import Metrics, new_metrics
 from collector.nomenclature import field_spec
 
 LAYOUT = build_layout(
@@ -119,3 +121,12 @@ def test_record_fields_are_a_snapshot_converted_when_read() -> None:
     assert va.fields.keys() == eager.keys()
     assert va.fields.get("voltage_rms_v") == 231.5
     assert va.fields.get("no_such_field", 5) == 5
+
+
+def test_new_metrics_sets_every_field_of_a_metrics_record() -> None:
+    args = (1_700_000_000_000_000_000, "basic", "c1", "A", {"voltage_rms_v": 230.0}, True)
+    fast = new_metrics(*args)
+    assert fast == Metrics(*args)
+    assert [getattr(fast, f.name) for f in dataclasses.fields(Metrics)] == list(args)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.flagged = False  # type: ignore[misc]
