@@ -162,11 +162,21 @@ def positive_zero_crossings_ns(
         # a new stream (possibly with the filter designed already: see ``primed``)
         zi = None if sos is None else signal.sosfilt_zi(sos) * (x[0] if x.size else 0.0)
         state = ZeroCrossingState(zi, float("nan"), False, 0)
+    warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
+    if not any_nan and x.size and sos is not None and state.zi is not None:
+        # the usual case: filter and scan in one compiled pass
+        zi = np.array(state.zi, dtype=np.float64)
+        out = np.empty(x.size // 2 + 1, dtype=np.int64)
+        count, armed, last_y = _filter_and_scan(
+            sos, zi, x, state.last_y, bool(state.armed), -float(arm_level_v),
+            state.samples_seen, warmup, t0_ns, float(fs_hz), out,
+        )
+        new_state = ZeroCrossingState(zi, last_y, armed, state.samples_seen + x.size, sos, design)
+        return out[:count], new_state
     if sos is not None and state.zi is not None:
         y, zi = _sosfilt(sos, x, state.zi)
     else:
         y, zi = x, None
-    warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
     if not any_nan and y.size:
         times, armed = _crossings(y, state, arm_level_v, warmup, t0_ns, fs_hz)
         new_state = ZeroCrossingState(
@@ -212,6 +222,9 @@ def compile_loops() -> None:
     read_only.setflags(write=False)  # unfiltered samples of a replayed recording
     for y in (np.zeros(2), read_only):
         _scan(y, 0.0, False, -1.0, 0, 0, 0, 1.0, np.empty(2, dtype=np.int64))
+    for x in (np.zeros(2), read_only):
+        _filter_and_scan(np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]), np.zeros((1, 2)), x, 0.0,
+                         False, -1.0, 0, 0, 0, 1.0, np.empty(2, dtype=np.int64))
     one = np.zeros(1, dtype=np.int64)
     _cycles_per_interval(one, 1, 1.0, -1, False, one.copy(), one.copy(), one.copy())
 
@@ -230,6 +243,53 @@ def _crossings(
     count, armed = _scan(y, state.last_y, bool(state.armed), -float(arm_level_v),
                          state.samples_seen, warmup, t0_ns, float(fs_hz), out)
     return out[:count], armed
+
+
+@numba.njit(cache=True)
+def _filter_and_scan(
+    sos: NDArray[np.float64],
+    zi: NDArray[np.float64],
+    x: NDArray[np.float64],
+    last_y: float,
+    armed: bool,
+    level: float,
+    samples_seen: int,
+    warmup: int,
+    t0_ns: int,
+    fs_hz: float,
+    out: NDArray[np.int64],
+) -> tuple[int, bool, float]:
+    """:func:`_sosfilt` then :func:`_scan` in one pass, without the filtered copy.
+
+    The filter is scipy's ``sosfilt`` kernel operation for operation
+    (``y = b0 x + z0``, ``z0 = b1 x - a1 y + z1``, ``z1 = b2 x - a2 y``), its state
+    ``zi`` (sections, 2) updated in place; the scan is :func:`_scan`'s.  Returns
+    the number of crossings, whether the detector is armed and the last filtered
+    sample.
+    """
+    count = 0
+    prev = last_y
+    if prev < level:
+        armed = True
+    for i in range(x.size):
+        cur = x[i]
+        for s in range(sos.shape[0]):
+            new = sos[s, 0] * cur + zi[s, 0]
+            zi[s, 0] = sos[s, 1] * cur - sos[s, 4] * new + zi[s, 1]
+            zi[s, 1] = sos[s, 2] * cur - sos[s, 5] * new
+            cur = new
+        if prev <= 0.0 and cur > 0.0:
+            if armed:
+                frac = prev / (prev - cur)
+                pos = (i - 1) + frac
+                if samples_seen + pos >= warmup:
+                    out[count] = t0_ns + np.int64(np.rint(pos * NS_PER_S / fs_hz))
+                    count += 1
+            armed = False
+        if cur < level:
+            armed = True
+        prev = cur
+    return count, armed, prev
 
 
 @numba.njit(cache=True)

@@ -31,6 +31,7 @@ from collector.events.frequency import (
     IntervalFrequency,
     IntervalValue,
     _cycles_per_interval,
+    _filter_and_scan,
     _scan,
     positive_zero_crossings_ns,
 )
@@ -54,6 +55,7 @@ LOOPS: dict[str, Dispatcher] = {
     "sensor screen": _sensor_screen,
     "sensor frames": _frame_stats,
     "crossings": _scan,
+    "filter and crossings": _filter_and_scan,
     "intervals": _cycles_per_interval,
     "missing samples": _sum,
 }
@@ -215,7 +217,8 @@ def test_the_sensor_screen_matches_its_rule_written_with_numpy() -> None:
 
 
 def test_crossings_of_the_compiled_scan_equal_those_of_the_general_path() -> None:
-    """The general path (the one taken with missing samples) is plain numpy."""
+    """The general path (the one taken with missing samples) is scipy's sosfilt and
+    plain numpy; the usual one filters and scans in one compiled pass."""
     rng = np.random.default_rng(4)
     found = 0
     for trial in range(20):
