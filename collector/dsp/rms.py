@@ -115,15 +115,18 @@ def window_mean_product(
     Returns
     -------
     NDArray[np.float64]
-        Shape (W, P) [unit of ``x`` squared, or W for v*i]; the same values as
-        :func:`window_mean`, which sums in numpy's pairwise order.
+        Shape (W, P) [unit of ``x`` squared, or W for v*i]; the values of
+        :func:`window_mean` to rounding (the whole samples are summed by BLAS's
+        dot product, numpy sums pairwise: the last bits may differ).
     """
     s0, s1, ka, kb = _span(x.shape[1], start, end)
     if s0.size == 0:
         return np.empty((0, a.size))
     out = np.empty((s0.size, a.size))
+    rows, offset = _c_rows(x)
     _mean_products(
-        _rows_in_place(x),
+        rows,
+        offset,
         np.ascontiguousarray(a, dtype=np.intp),
         np.ascontiguousarray(b, dtype=np.intp),
         np.ascontiguousarray(s0),
@@ -135,8 +138,36 @@ def window_mean_product(
     return out
 
 
+def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
+    """A C-contiguous writeable float64 array holding ``x`` from column ``offset`` on.
+
+    ``x`` is usually a column slice of the engine's buffer: then the buffer
+    itself and the slice's first column, so that the compiled loop reads the
+    rows in place with unit stride (and can hand them to BLAS); otherwise a
+    C-ordered copy and 0.
+    """
+    if x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous:
+        return x, 0
+    base = x.base
+    if (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.float64
+        and base.ndim == 2
+        and base.flags.c_contiguous
+        and base.flags.writeable
+        and base.shape[0] == x.shape[0]
+        and x.strides == base.strides
+    ):
+        skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        if 0 <= skip and skip % base.itemsize == 0:
+            offset = skip // base.itemsize
+            if offset + x.shape[1] <= base.shape[1]:
+                return base, offset
+    return np.array(x, dtype=np.float64, order="C"), 0
+
+
 def _rows_in_place(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``x`` itself when the loop can read its rows in place, else a C-ordered copy.
+    """``x`` itself when a loop can read its rows in place, else a C-ordered copy.
 
     ``x`` is usually a slice of a longer buffer (rows contiguous, the array
     not): copying it would cost as much as the loop.  The loop is compiled for
@@ -147,57 +178,10 @@ def _rows_in_place(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array(x, dtype=np.float64, order="C")
 
 
-# numpy's pairwise summation (add.reduce of contiguous doubles): blocks of 128
-# summed with 8 accumulators, halved at multiples of 8 above that.
-_PW_BLOCK = 128
-
-
-@numba.njit(cache=True)
-def _pairwise_product_sum(
-    x: NDArray[np.float64], a: int, b: int, lo: int, n: int
-) -> float:
-    """Sum of ``x[a, k] * x[b, k]`` for k in lo .. lo + n - 1, in numpy's order."""
-    if n < 8:
-        res = 0.0
-        for k in range(lo, lo + n):
-            res += x[a, k] * x[b, k]
-        return res
-    if n <= _PW_BLOCK:
-        r0 = x[a, lo] * x[b, lo]
-        r1 = x[a, lo + 1] * x[b, lo + 1]
-        r2 = x[a, lo + 2] * x[b, lo + 2]
-        r3 = x[a, lo + 3] * x[b, lo + 3]
-        r4 = x[a, lo + 4] * x[b, lo + 4]
-        r5 = x[a, lo + 5] * x[b, lo + 5]
-        r6 = x[a, lo + 6] * x[b, lo + 6]
-        r7 = x[a, lo + 7] * x[b, lo + 7]
-        k = lo + 8
-        stop = lo + n - n % 8
-        while k < stop:
-            r0 += x[a, k] * x[b, k]
-            r1 += x[a, k + 1] * x[b, k + 1]
-            r2 += x[a, k + 2] * x[b, k + 2]
-            r3 += x[a, k + 3] * x[b, k + 3]
-            r4 += x[a, k + 4] * x[b, k + 4]
-            r5 += x[a, k + 5] * x[b, k + 5]
-            r6 += x[a, k + 6] * x[b, k + 6]
-            r7 += x[a, k + 7] * x[b, k + 7]
-            k += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while k < lo + n:
-            res += x[a, k] * x[b, k]
-            k += 1
-        return float(res)
-    n2 = n // 2
-    n2 -= n2 % 8
-    return _pairwise_product_sum(x, a, b, lo, n2) + _pairwise_product_sum(
-        x, a, b, lo + n2, n - n2
-    )
-
-
 @numba.njit(cache=True)
 def _mean_products(
     x: NDArray[np.float64],
+    offset: int,
     a: NDArray[np.intp],
     b: NDArray[np.intp],
     s0: NDArray[np.float64],
@@ -206,22 +190,25 @@ def _mean_products(
     kb: NDArray[np.intp],
     out: NDArray[np.float64],
 ) -> None:
-    """The statements of :func:`window_mean` on ``x[a] * x[b]``, operation for operation."""
+    """The statements of :func:`window_mean` on ``x[a] * x[b]`` (window positions
+    relative to column ``offset`` of ``x``), the whole samples between the window's
+    first and last cell summed by a BLAS dot product."""
     for p in range(a.size):
-        ca, cb = a[p], b[p]
+        row_a = x[a[p]]
+        row_b = x[b[p]]
         for w in range(s0.size):
-            i, j = ka[w], kb[w]
-            # add.reduceat: the first element, then the rest summed pairwise
-            whole = x[ca, i] * x[cb, i]
+            i, j = ka[w] + offset, kb[w] + offset
+            # add.reduceat: the first element, then the rest
+            at_a = row_a[i] * row_b[i]
+            whole = at_a
             if j > i + 1:
-                whole += _pairwise_product_sum(x, ca, cb, i + 1, j - i - 1)
-            at_a = x[ca, i] * x[cb, i]
-            at_b = x[ca, j] * x[cb, j]
+                whole += np.dot(row_a[i + 1:j], row_b[i + 1:j])
+            at_b = row_a[j] * row_b[j]
             whole = whole + 0.5 * (at_b - at_a)
-            fb = s1[w] - j
-            fa = s0[w] - i
-            part_b = fb * at_b + 0.5 * fb * fb * (x[ca, j + 1] * x[cb, j + 1] - at_b)
-            part_a = fa * at_a + 0.5 * fa * fa * (x[ca, i + 1] * x[cb, i + 1] - at_a)
+            fb = s1[w] - kb[w]
+            fa = s0[w] - ka[w]
+            part_b = fb * at_b + 0.5 * fb * fb * (row_a[j + 1] * row_b[j + 1] - at_b)
+            part_a = fa * at_a + 0.5 * fa * fa * (row_a[i + 1] * row_b[i + 1] - at_a)
             out[w, p] = (whole + part_b - part_a) / (s1[w] - s0[w])
 
 
@@ -230,8 +217,6 @@ def compile_loops() -> None:
     start-up rather than at the first block."""
     one = np.zeros(1, dtype=np.intp)
     window_mean_product(np.zeros((1, 4)), one, one, np.ones(1), np.full(1, 2.0))
-    # rows of a longer buffer (two rows: one alone would be contiguous)
-    window_mean_product(np.zeros((2, 8))[:, :4], one, one, np.ones(1), np.full(1, 2.0))
     for x in (np.zeros((1, 4)), np.zeros((2, 8))[:, :4]):
         window_peaks(x, np.ones(1), np.full(1, 2.0), np.ones(x.shape[0]))
 
