@@ -159,7 +159,7 @@ def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
         and x.strides == base.strides
     ):
         skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        if 0 <= skip and skip % base.itemsize == 0:
+        if skip >= 0 and skip % base.itemsize == 0:
             offset = skip // base.itemsize
             if offset + x.shape[1] <= base.shape[1]:
                 return base, offset
