@@ -105,6 +105,10 @@ def _sosfilt(
     return y_2d[0], z_3d[0]
 
 
+# no filter sections: _filter_and_scan then scans the samples as they are
+_NO_SECTIONS = np.empty((0, 6))
+
+
 def positive_zero_crossings_ns(
     x_v: NDArray[np.float64],
     t0_ns: int,
@@ -163,26 +167,24 @@ def positive_zero_crossings_ns(
         zi = None if sos is None else signal.sosfilt_zi(sos) * (x[0] if x.size else 0.0)
         state = ZeroCrossingState(zi, float("nan"), False, 0)
     warmup = int(_WARMUP_CYCLES * fs_hz / f_nominal_hz)
-    if not any_nan and x.size and sos is not None and state.zi is not None:
-        # the usual case: filter and scan in one compiled pass
-        zi = np.array(state.zi, dtype=np.float64)
+    if not any_nan and x.size:
+        # the usual case: filter (when there is one) and scan in one compiled pass
+        sections = sos if sos is not None and state.zi is not None else _NO_SECTIONS
+        filtered = sections.shape[0] > 0
+        zi = np.array(state.zi, dtype=np.float64) if filtered else np.empty((0, 2))
         out = np.empty(x.size // 2 + 1, dtype=np.int64)
         count, armed, last_y = _filter_and_scan(
-            sos, zi, x, state.last_y, bool(state.armed), -float(arm_level_v),
-            state.samples_seen, warmup, t0_ns, float(fs_hz), out,
+            sections, zi, x, state.last_y, bool(state.armed),
+            -float(arm_level_v), state.samples_seen, warmup, t0_ns, float(fs_hz), out,
         )
-        new_state = ZeroCrossingState(zi, last_y, armed, state.samples_seen + x.size, sos, design)
+        new_state = ZeroCrossingState(
+            zi if filtered else None, last_y, armed, state.samples_seen + x.size, sos, design
+        )
         return out[:count], new_state
     if sos is not None and state.zi is not None:
         y, zi = _sosfilt(sos, x, state.zi)
     else:
         y, zi = x, None
-    if not any_nan and y.size:
-        times, armed = _crossings(y, state, arm_level_v, warmup, t0_ns, fs_hz)
-        new_state = ZeroCrossingState(
-            zi, float(y[-1]), armed, state.samples_seen + x.size, sos, design
-        )
-        return times, new_state
     yy = np.concatenate([[state.last_y], y])
     neg = yy < -arm_level_v
     if any_nan:
@@ -220,29 +222,11 @@ def compile_loops() -> None:
     start-up rather than at the first block (a fraction of a second)."""
     read_only = np.zeros(2)
     read_only.setflags(write=False)  # unfiltered samples of a replayed recording
-    for y in (np.zeros(2), read_only):
-        _scan(y, 0.0, False, -1.0, 0, 0, 0, 1.0, np.empty(2, dtype=np.int64))
     for x in (np.zeros(2), read_only):
         _filter_and_scan(np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]), np.zeros((1, 2)), x, 0.0,
                          False, -1.0, 0, 0, 0, 1.0, np.empty(2, dtype=np.int64))
     one = np.zeros(1, dtype=np.int64)
     _cycles_per_interval(one, 1, 1.0, -1, False, one.copy(), one.copy(), one.copy())
-
-
-def _crossings(
-    y: NDArray[np.float64],
-    state: ZeroCrossingState,
-    arm_level_v: float,
-    warmup: int,
-    t0_ns: int,
-    fs_hz: float,
-) -> tuple[NDArray[np.int64], bool]:
-    """The crossing rule of :func:`positive_zero_crossings_ns` for a chunk without
-    missing samples: one compiled pass over the samples (:func:`_scan`)."""
-    out = np.empty(y.size // 2 + 1, dtype=np.int64)
-    count, armed = _scan(y, state.last_y, bool(state.armed), -float(arm_level_v),
-                         state.samples_seen, warmup, t0_ns, float(fs_hz), out)
-    return out[:count], armed
 
 
 @numba.njit(cache=True)
@@ -259,13 +243,18 @@ def _filter_and_scan(
     fs_hz: float,
     out: NDArray[np.int64],
 ) -> tuple[int, bool, float]:
-    """:func:`_sosfilt` then :func:`_scan` in one pass, without the filtered copy.
+    """:func:`_sosfilt` (no sections: no filter) and the crossing rule of
+    :func:`positive_zero_crossings_ns` in one pass, without a filtered copy.
 
     The filter is scipy's ``sosfilt`` kernel operation for operation
     (``y = b0 x + z0``, ``z0 = b1 x - a1 y + z1``, ``z1 = b2 x - a2 y``), its state
-    ``zi`` (sections, 2) updated in place; the scan is :func:`_scan`'s.  Returns
-    the number of crossings, whether the detector is armed and the last filtered
-    sample.
+    ``zi`` (sections, 2) updated in place.  The scan runs over ``yy = [last_y, *y]``:
+    candidate ``j`` has ``yy[j] <= 0 < yy[j + 1]`` and counts when a value below
+    ``level`` came since the previous candidate (or, for the first, since the last
+    call: ``armed``); every candidate, counted or not, disarms.  Crossing times go
+    to ``out``, with the same IEEE operations as the general path (no fast-math).
+    Returns the number of crossings, whether the detector is armed at the end and
+    the last filtered sample.
     """
     count = 0
     prev = last_y
@@ -290,44 +279,6 @@ def _filter_and_scan(
             armed = True
         prev = cur
     return count, armed, prev
-
-
-@numba.njit(cache=True)
-def _scan(
-    y: NDArray[np.float64],
-    last_y: float,
-    armed: bool,
-    level: float,
-    samples_seen: int,
-    warmup: int,
-    t0_ns: int,
-    fs_hz: float,
-    out: NDArray[np.int64],
-) -> tuple[int, bool]:
-    """Crossings of ``yy = [last_y, *y]`` into ``out``: candidate ``j`` has
-    ``yy[j] <= 0 < yy[j + 1]`` and counts when a value below ``level`` came since the
-    previous candidate (or, for the first, since the last call: ``armed``); every
-    candidate, counted or not, disarms. Returns the number of crossings and whether
-    the detector is armed at the end. The same IEEE operations as the general path
-    (no fast-math)."""
-    count = 0
-    prev = last_y  # NaN for a new stream: neither negative nor a candidate
-    if prev < level:
-        armed = True
-    for i in range(y.size):
-        cur = y[i]
-        if prev <= 0.0 and cur > 0.0:
-            if armed:
-                frac = prev / (prev - cur)
-                pos = (i - 1) + frac  # yy index i is sample i-1 of this chunk
-                if samples_seen + pos >= warmup:
-                    out[count] = t0_ns + np.int64(np.rint(pos * NS_PER_S / fs_hz))
-                    count += 1
-            armed = False
-        if cur < level:
-            armed = True
-        prev = cur
-    return count, armed
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,6 @@ from collector.events.frequency import (
     IntervalValue,
     _cycles_per_interval,
     _filter_and_scan,
-    _scan,
     positive_zero_crossings_ns,
 )
 from collector.events.half_cycle_rms import _one_cycle_rms
@@ -54,7 +53,6 @@ LOOPS: dict[str, Dispatcher] = {
     "arc half cycles": _half_cycle_stats,
     "sensor screen": _sensor_screen,
     "sensor frames": _frame_stats,
-    "crossings": _scan,
     "filter and crossings": _filter_and_scan,
     "intervals": _cycles_per_interval,
     "missing samples": _sum,
