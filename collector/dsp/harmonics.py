@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.dsp.resample import PASSBAND_EDGE, InterpolationKernel
+from collector.dsp.resample import PASSBAND_EDGE, InterpolationKernel, equalizer_gain
 from collector.nomenclature import HARMONIC_MAX_ORDER
 
 # Highest deviation of the fundamental, as a ratio, for which the supported
@@ -189,15 +189,9 @@ def _groups_from_raw(
     n_ch = raw.shape[2]
     top = groups.shape[1] * cycles + half
     power = np.empty((top + 1, n_ch))
-    last = inverse.size - 1
     for w in range(raw.shape[0]):
         for m in range(top + 1):
-            # the gain of equalize_spectra (resample._equalize)
-            f = m / window_samples[w]
-            gain = 1.0
-            if f <= 0.5:
-                j = min(int(f / step), last - 1)
-                gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - j * step)
+            gain = equalizer_gain(inverse, step, m / window_samples[w])
             for c in range(n_ch):
                 line = raw[w, m, c]
                 re = float(line.real) * gain

@@ -199,6 +199,17 @@ def equalize_spectra(
 
 
 @numba.njit(cache=True)
+def equalizer_gain(inverse: NDArray[np.float64], step: float, f: float) -> float:
+    """``1/|H(f)|`` from ``inverse`` tabulated at ``0, step, ... 0.5`` cycles per
+    sample, interpolated linearly (as ``np.interp``); 1 above 0.5.  Compiled, for
+    the loops that equalise spectra."""
+    if f > 0.5:
+        return 1.0
+    j = min(int(f / step), inverse.size - 2)
+    return float(inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - j * step))
+
+
+@numba.njit(cache=True)
 def _equalize(
     spectra: NDArray[np.complexfloating],
     out: NDArray[np.complex128],
@@ -212,15 +223,9 @@ def _equalize(
     entries the gain is interpolated linearly (as ``np.interp``), and above
     0.5 cycles per sample it is 1.  ``out`` may be ``spectra`` itself.
     """
-    last = inverse.size - 1
     for w in range(spectra.shape[0]):
         for m in range(spectra.shape[1]):
-            f = m / window_samples[w]
-            gain = 1.0
-            if f <= 0.5:
-                j = min(int(f / step), last - 1)
-                x0 = j * step
-                gain = inverse[j] + (inverse[j + 1] - inverse[j]) / step * (f - x0)
+            gain = equalizer_gain(inverse, step, m / window_samples[w])
             for c in range(spectra.shape[2]):
                 line = spectra[w, m, c]
                 out[w, m, c] = complex(float(line.real) * gain, float(line.imag) * gain)
