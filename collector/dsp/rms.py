@@ -178,6 +178,9 @@ def _rows_in_place(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.array(x, dtype=np.float64, order="C")
 
 
+_DOT_CHUNK = 8192
+
+
 @numba.njit(cache=True)
 def _mean_products(
     x: NDArray[np.float64],
@@ -201,8 +204,11 @@ def _mean_products(
             # add.reduceat: the first element, then the rest
             at_a = row_a[i] * row_b[i]
             whole = at_a
-            if j > i + 1:
-                whole += np.dot(row_a[i + 1:j], row_b[i + 1:j])
+            # in pieces short enough that BLAS never starts threads (OpenBLAS
+            # does above 10000 elements): the engine stays on one core
+            for k in range(i + 1, j, _DOT_CHUNK):
+                stop = min(k + _DOT_CHUNK, j)
+                whole += np.dot(row_a[k:stop], row_b[k:stop])
             at_b = row_a[j] * row_b[j]
             whole = whole + 0.5 * (at_b - at_a)
             fb = s1[w] - kb[w]

@@ -15,13 +15,13 @@ import pytest
 from collector.dsp.rms import window_mean, window_mean_product
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(7))
 def test_mean_products_equal_window_mean_of_the_products(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n_ch, n_w = 7, 5
-    # window lengths from under one sample (one reduceat element) to beyond
-    # numpy's 128-element pairwise block, with remainders modulo 8
-    length = [0.6, 5.3, 130.9, 1280.37, 3001.2][seed % 5]
+    # window lengths from under one sample (one reduceat element) to beyond the
+    # pieces handed to BLAS (8192 samples)
+    length = [0.6, 5.3, 130.9, 1280.37, 3001.2, 20000.3][seed % 6]
     n = int(length * n_w) + 40
     # a column slice of a longer buffer (read in place) or an array of its own
     buffer = rng.normal(0.0, 300.0, (n_ch, n + 50))
