@@ -142,9 +142,9 @@ def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
     """A C-contiguous writeable float64 array holding ``x`` from column ``offset`` on.
 
     ``x`` is usually a column slice of the engine's buffer: then the buffer
-    itself and the slice's first column, so that the compiled loop reads the
+    itself and the slice's first column, so that the compiled loops read the
     rows in place with unit stride (and can hand them to BLAS); otherwise a
-    C-ordered copy and 0.
+    C-ordered copy and 0.  The loops are compiled for this one layout.
     """
     if x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous:
         return x, 0
@@ -166,18 +166,7 @@ def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
     return np.array(x, dtype=np.float64, order="C"), 0
 
 
-def _rows_in_place(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``x`` itself when a loop can read its rows in place, else a C-ordered copy.
-
-    ``x`` is usually a slice of a longer buffer (rows contiguous, the array
-    not): copying it would cost as much as the loop.  The loop is compiled for
-    exactly two layouts, C-contiguous and such slices, both writeable.
-    """
-    if x.dtype == np.float64 and x.flags.writeable and x.strides[1] == x.itemsize:
-        return x
-    return np.array(x, dtype=np.float64, order="C")
-
-
+# the longest piece of a window's sum handed to BLAS at once (see _mean_products)
 _DOT_CHUNK = 8192
 
 
@@ -223,8 +212,7 @@ def compile_loops() -> None:
     start-up rather than at the first block."""
     one = np.zeros(1, dtype=np.intp)
     window_mean_product(np.zeros((1, 4)), one, one, np.ones(1), np.full(1, 2.0))
-    for x in (np.zeros((1, 4)), np.zeros((2, 8))[:, :4]):
-        window_peaks(x, np.ones(1), np.full(1, 2.0), np.ones(x.shape[0]))
+    window_peaks(np.zeros((1, 4)), np.ones(1), np.full(1, 2.0), np.ones(1))
 
 
 def window_max(
@@ -286,9 +274,10 @@ def window_peaks(
     peak = np.empty((first.size, x.shape[0]))
     count = np.zeros((first.size, x.shape[0]), dtype=np.int64)
     if first.size:
+        rows, offset = _c_rows(x)
         _peaks(
-            _rows_in_place(x), first, last, np.asarray(level, dtype=np.float64), may_have_nan,
-            peak, count,
+            rows, first + offset, last + offset, np.asarray(level, dtype=np.float64),
+            may_have_nan, peak, count,
         )
     return peak, count
 
