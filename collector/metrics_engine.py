@@ -74,6 +74,9 @@ _HYSTERESIS_OF_FULL_SCALE = 0.01
 # Windows measured together: enough to amortise the per-call overhead, few
 # enough that the resampled arrays stay at a few MB.
 _WINDOWS_PER_BATCH = 25
+# crossings_ns when a call found none (read-only: shared by every such call)
+_NO_CROSSINGS = np.empty(0, dtype=np.int64)
+_NO_CROSSINGS.setflags(write=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +155,6 @@ class _Stream:
     framing: FramingState
     detected: int = 0  # stream samples examined for crossings and windows
     windows_done: int = 0
-    # blocks received since the buffer was last extended: joined to it once
-    # per batch, not block by block (which copied the growing buffer each time)
-    pending: tuple[NDArray[np.float64], ...] = ()
-    pending_samples: int = 0
-
-    @property
-    def end(self) -> int:
-        """Stream index one past the last sample received."""
-        return self.origin + int(self.buffer.shape[1]) + self.pending_samples
 
 
 @dataclass(slots=True)
@@ -224,6 +218,13 @@ class MetricsEngine:
         self._batch_s = float(batch_s)
         self._batch_to_aggregates = batch_to_aggregates
         self._window_samples: float | None = None  # length of the latest window
+        # Blocks received since the stream's buffer was last extended: joined to it
+        # once per batch, not block by block (which copied the growing buffer each
+        # time).  Kept here rather than in the (immutable) stream so that a block
+        # that completes no batch costs an append, not a new stream object.
+        self._pending: list[NDArray[np.float64]] = []
+        self._pending_samples = 0
+        self._due: float | None = None  # cache of _aggregate_due until the next batch
         self._caps = capabilities
         f_nom = float(nominal_frequency_hz or capabilities.nominal_frequency_hz)
         if f_nom not in _CYCLES_PER_INTERVAL:
@@ -378,7 +379,7 @@ class MetricsEngine:
                 raise ValueError(f"disturbed: range ({start}, {end}) ends before it starts")
             self._disturbed.append((int(start), int(end)))
         out: list[Metrics] = []
-        self._crossings_ns = np.empty(0, dtype=np.int64)
+        self._crossings_ns = _NO_CROSSINGS
         stream = self._stream
         if stream is None or not block.contiguous or block.fs_hz != stream.config.fs_hz:
             out.extend(self._advance(force=True))
@@ -393,12 +394,10 @@ class MetricsEngine:
                 crossing=initial_crossing_state(cfg.detector) if cfg.detector else None,
                 framing=FramingState(),
             )
+            self._stream = stream
         samples = np.asarray(block.samples, dtype=np.float64)
-        self._stream = replace(
-            stream,
-            pending=(*stream.pending, samples),
-            pending_samples=stream.pending_samples + samples.shape[1],
-        )
+        self._pending.append(samples)
+        self._pending_samples += samples.shape[1]
         out.extend(self._advance(force=False))
         self._prune_disturbed()
         return out
@@ -412,16 +411,22 @@ class MetricsEngine:
         if stream is None:
             return []
         cfg = stream.config
-        end = stream.end
+        end = stream.origin + int(stream.buffer.shape[1]) + self._pending_samples
         pending = end - stream.detected
         if pending <= 0:
             return []
-        if not force and pending < self._batch_s * cfg.fs_hz and end < self._aggregate_due(stream):
-            return []
-        if stream.pending:
-            parts = (stream.buffer, *stream.pending) if stream.buffer.size else stream.pending
+        if not force and pending < self._batch_s * cfg.fs_hz:
+            if self._due is None:
+                self._due = self._aggregate_due(stream)
+            if end < self._due:
+                return []
+        self._due = None  # the batch moves the boundary and the aggregate on
+        if self._pending:
+            parts = [stream.buffer, *self._pending] if stream.buffer.size else self._pending
             joined = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-            stream = replace(stream, buffer=joined, pending=(), pending_samples=0)
+            stream = replace(stream, buffer=joined)
+            self._pending = []
+            self._pending_samples = 0
         new = stream.buffer[:, stream.detected - stream.origin :]
         crossing = stream.crossing
         found = np.empty(0)
@@ -486,7 +491,7 @@ class MetricsEngine:
         The aggregates are marked incomplete.  Samples after the last complete
         basic interval are discarded; the next block starts a new stream.
         """
-        self._crossings_ns = np.empty(0, dtype=np.int64)
+        self._crossings_ns = _NO_CROSSINGS
         out = self._advance(force=True)
         out.extend(self._restart())
         done_10, self._aggs.ten_min = agg.close_clock(self._aggs.ten_min, self._topo.layout.plan)
@@ -500,6 +505,10 @@ class MetricsEngine:
         """Close what cannot continue across a gap: the 150/180-cycle aggregate."""
         done, self._aggs.cycles = agg.close_cycles(self._aggs.cycles, self._topo.layout.plan)
         self._stream = None
+        # (a forced _advance has consumed them; empty blocks may be left)
+        self._pending = []
+        self._pending_samples = 0
+        self._due = None
         return self._emit_aggregates(done, self._cycles_name)
 
     # ------------------------------------------------------------ computing
