@@ -509,6 +509,7 @@ class MetricsEngine:
         self._pending = []
         self._pending_samples = 0
         self._due = None
+        self._window_samples = None  # the next stream may run at another rate
         return self._emit_aggregates(done, self._cycles_name)
 
     # ------------------------------------------------------------ computing
