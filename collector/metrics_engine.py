@@ -555,6 +555,7 @@ class MetricsEngine:
             end_ns=ends,
             flagged=flagged,
             contiguous=[not (first_is_restart and w == 0) for w in range(n_w)],
+            complete=[True] * n_w,
         )
         cycles, self._aggs.cycles = agg.aggregate_cycles_batch(
             batch, self._aggs.cycles, layout.plan

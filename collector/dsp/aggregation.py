@@ -106,12 +106,12 @@ class Constituent:
 
 @dataclass(frozen=True, slots=True)
 class ConstituentBatch:
-    """Consecutive basic intervals fed to an aggregator at once.
+    """Consecutive constituents fed to an aggregator at once.
 
-    The same as one :class:`Constituent` per interval (each complete), with
-    the values and their running-sum terms stacked: arrays are
-    (W, records, fields), lists have W items.  Intervals that go into the same
-    aggregate are added in one compiled pass.
+    The same as one :class:`Constituent` each, with the values and their
+    running-sum terms stacked: arrays are (W, records, fields), lists have W
+    items.  Constituents that go into the same aggregate are added in one
+    compiled pass.
     """
 
     values: NDArray[np.float64]
@@ -120,6 +120,21 @@ class ConstituentBatch:
     end_ns: list[int]
     flagged: list[bool]
     contiguous: list[bool]
+    complete: list[bool]
+
+    @classmethod
+    def of(cls, c: Constituent, plan: AggregationPlan) -> ConstituentBatch:
+        """A batch of one."""
+        terms = _terms(c, plan)
+        return cls(
+            values=c.values[None],
+            contribution=Contribution(terms.summand[None], terms.valid[None]),
+            start_ns=[c.start_ns],
+            end_ns=[c.end_ns],
+            flagged=[c.flagged],
+            contiguous=[c.contiguous],
+            complete=[c.complete],
+        )
 
     def constituent(self, w: int) -> Constituent:
         return Constituent(
@@ -128,6 +143,7 @@ class ConstituentBatch:
             end_ns=self.end_ns[w],
             flagged=self.flagged[w],
             contiguous=self.contiguous[w],
+            complete=self.complete[w],
             contribution=Contribution(self.contribution.summand[w], self.contribution.valid[w]),
         )
 
@@ -140,7 +156,7 @@ class ConstituentBatch:
             end_ns=self.end_ns[hi - 1],
             flagged=any(self.flagged[lo:hi]),
             chained=all(self.contiguous[lo:hi]),
-            complete=True,
+            complete=all(self.complete[lo:hi]),
         )
 
 
@@ -235,15 +251,6 @@ def open_accumulator(
         flagged=c.flagged,
         chained=chained,
         constituents_complete=c.complete,
-    )
-
-
-def accumulate(acc: Accumulator, c: Constituent, plan: AggregationPlan) -> Accumulator:
-    """Add one constituent."""
-    terms = _terms(c, plan)
-    return _fold(
-        acc, c.values[None], terms.summand[None], terms.valid[None], 0, 1,
-        end_ns=c.end_ns, flagged=c.flagged, chained=c.contiguous, complete=c.complete,
     )
 
 
@@ -404,16 +411,10 @@ def aggregate_cycles(
         full, gap-free set of ``intervals``.
     state : CycleAggregatorState
     """
-    done: list[Aggregate] = []
-    acc = state.acc
-    if acc is not None and not c.contiguous:
-        done.append(_close(acc, plan, complete=False))
-        acc = None
-    acc = open_accumulator(c, plan, c.start_ns, True) if acc is None else accumulate(acc, c, plan)
-    if acc.count >= intervals or contains_tick(c.start_ns, c.end_ns, tick_ns):
-        done.append(_close(acc, plan, complete=acc.count == intervals and acc.chained))
-        acc = None
-    return done, CycleAggregatorState(acc)
+    done, state = aggregate_cycles_batch(
+        ConstituentBatch.of(c, plan), state, plan, intervals, tick_ns
+    )
+    return [a for _, a in done], state
 
 
 def close_cycles(
@@ -466,21 +467,8 @@ def aggregate_clock(
         incomplete and its closing tick was reached.
     state : ClockAggregatorState
     """
-    done: list[Aggregate] = []
-    acc = state.acc
-    after_tick = state.after_tick
-    label = (c.start_ns // period_ns) * period_ns
-    if acc is not None and acc.label_ns != label:
-        done.append(_close(acc, plan, complete=False))
-        acc, after_tick = None, False
-    if acc is None:
-        acc = open_accumulator(c, plan, label, chained=after_tick and c.contiguous)
-    else:
-        acc = accumulate(acc, c, plan)
-    if contains_tick(c.start_ns, c.end_ns, period_ns):
-        done.append(_close(acc, plan, complete=acc.chained and acc.constituents_complete))
-        return done, ClockAggregatorState(None, after_tick=True)
-    return done, ClockAggregatorState(acc, after_tick=after_tick)
+    done, state = aggregate_clock_batch(ConstituentBatch.of(c, plan), state, plan, period_ns)
+    return [a for _, a in done], state
 
 
 def close_clock(
@@ -499,10 +487,11 @@ def aggregate_cycles_batch(
     intervals: int = INTERVALS_PER_AGGREGATE,
     tick_ns: int = TEN_MINUTES_NS,
 ) -> tuple[list[tuple[int, Aggregate]], CycleAggregatorState]:
-    """:func:`aggregate_cycles` of each interval of ``batch`` in turn.
+    """:func:`aggregate_cycles` of each constituent of ``batch`` in turn (that
+    function is this one with a batch of one).
 
-    Returns each completed aggregate with the index of the interval that
-    completed it, and the state after the last interval.
+    Returns each completed aggregate with the index of the constituent that
+    completed it, and the state after the last one.
     """
     done: list[tuple[int, Aggregate]] = []
     acc = state.acc
@@ -530,10 +519,11 @@ def aggregate_clock_batch(
     plan: AggregationPlan,
     period_ns: int,
 ) -> tuple[list[tuple[int, Aggregate]], ClockAggregatorState]:
-    """:func:`aggregate_clock` of each interval of ``batch`` in turn.
+    """:func:`aggregate_clock` of each constituent of ``batch`` in turn (that
+    function is this one with a batch of one).
 
-    Returns each closed period with the index of the interval that closed it,
-    and the state after the last interval.
+    Returns each closed period with the index of the constituent that closed
+    it, and the state after the last one.
     """
     done: list[tuple[int, Aggregate]] = []
     acc = state.acc

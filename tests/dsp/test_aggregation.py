@@ -198,7 +198,7 @@ def test_batches_of_intervals_aggregate_as_one_interval_at_a_time(seed: int) -> 
         hi = min(n, lo + int(rng.integers(1, 40)))
         batch = ConstituentBatch(
             values[lo:hi], contribution(values[lo:hi], PLAN), starts[lo:hi], ends[lo:hi],
-            flagged[lo:hi], contiguous[lo:hi],
+            flagged[lo:hi], contiguous[lo:hi], [True] * (hi - lo),
         )
         done_b, bcyc = aggregate_cycles_batch(batch, bcyc, PLAN)
         batched["cycles"] += [(lo + w, a) for w, a in done_b]
