@@ -252,7 +252,7 @@ class MetricsEngine:
         self._export_wh = initial_energy[:, 1].copy()
         self._kernel = interpolation_kernel()
         # compiled (or loaded from numba's cache) now rather than at the first block
-        resample.compile_loops()
+        resample.compile_loops(len(capabilities.channels))
         harmonics.compile_loops()
         rms.compile_loops()
         interval.compile_loops()
