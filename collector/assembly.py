@@ -36,6 +36,11 @@ class RunSettings:
     # aggregate, so the ~3 s aggregates come out as early as unbatched, basic
     # intervals up to ~3 s later; never more than this much signal waits.
     metrics_batch_s: float = 5.0
+    # Signal the pipeline holds before it runs the engines: their cost per call is
+    # mostly fixed (0.15 ms per call of the event engine for a 15-channel panel),
+    # so 0.1-s source blocks run as 1-s blocks at a third of the CPU, and results
+    # reach the sinks up to this much later (docs/measurement.md section 11).
+    process_s: float = 1.0
 
 
 def build_pipeline(
@@ -72,7 +77,7 @@ def build_pipeline(
             pre_cycles=settings.capture_pre_cycles,
             post_cycles=settings.capture_post_cycles,
         )
-    return Pipeline(metrics, events, sinks, capture=capture)
+    return Pipeline(metrics, events, sinks, capture=capture, process_s=settings.process_s)
 
 
 def event_settings_from_config(cfg: GridGuardConfig) -> EventSettings:

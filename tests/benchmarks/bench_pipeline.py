@@ -1,16 +1,17 @@
 """Real-time factor of the whole measurement chain, and the collector's memory.
 
-Run ``python -m tests.benchmarks.bench_pipeline [seconds] [block_s]`` (defaults 60 s of
-signal in 0.1-s blocks, the simulated source's default; larger blocks amortise numpy's
-per-call cost at the price of that much more latency). The signal is the issue's
-benchmark shape: 12 single-phase circuits + 3 voltages at 6.4 kS/s per channel, every
-metric on (basic intervals with harmonics to the 50th, 150-cycle / 10-min / 2-h
-aggregation, every event detector), no sink. Blocks are generated up front so only the
-event engine and the metrics engine are timed (CPU time of this one process, i.e. one
-core). Prints:
+Run ``python -m tests.benchmarks.bench_pipeline [seconds] [block_s] [process_s]``
+(defaults: 60 s of signal in 0.1-s blocks, the simulated source's default, processed
+as the collector does, ``RunSettings.process_s`` = 1 s at a time; give ``process_s``
+0 to run the engines on every block). The signal is the issue's benchmark shape: 12
+single-phase circuits + 3 voltages at 6.4 kS/s per channel, every metric on (basic
+intervals with harmonics to the 50th, 150-cycle / 10-min / 2-h aggregation, every
+event detector), no sink. Blocks are generated up front so only the pipeline is
+timed (CPU time of this one process, i.e. one core). Prints:
 
-- the real-time factor of events + metrics together, and of each alone (a record's
-  fields become Python objects when first read, and no sink reads them here);
+- the real-time factor of the pipeline (holding and joining blocks, events +
+  metrics), and of each engine alone (a record's fields become Python objects when
+  first read, and no sink reads them here);
 - what reading every field of every record adds (a sink such as
   ``replay --metrics-out`` does; the InfluxDB and MQTT sinks read the ~3 s aggregates);
 - the peak resident set size of this process (psutil), which includes the blocks
@@ -23,6 +24,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -31,9 +34,23 @@ from collector.sources.simulated import SimulatedSource
 from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
 
+def _timed(method: Callable[..., Any], clock: dict[str, float], name: str) -> Callable[..., Any]:
+    """``method``, adding the CPU time of each call to ``clock[name]``."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        c0 = time.process_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            clock[name] += time.process_time() - c0
+
+    return call
+
+
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     block_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
+    process_s = float(sys.argv[3]) if len(sys.argv) > 3 else RunSettings().process_s
     proc = psutil.Process()
     rss_start = proc.memory_info().rss
     panel = fifteen_channel_panel()
@@ -43,39 +60,33 @@ def main() -> None:
     settings = RunSettings(
         nominal_voltage_v=230.0,
         circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
+        process_s=process_s,
     )
     pipeline = build_pipeline(caps, settings, [])
-    events, metrics = pipeline._events, pipeline._metrics  # timed separately
-    t_events = t_metrics = t_fields = 0.0
+    clock = {"events": 0.0, "metrics": 0.0}
+    events, metrics = pipeline._events, pipeline._metrics  # each engine timed alone
+    events.process = _timed(events.process, clock, "events")  # type: ignore[method-assign]
+    metrics.process = _timed(metrics.process, clock, "metrics")  # type: ignore[method-assign]
+    total = t_fields = 0.0
     n_records = 0
-    f_hz: float | None = None
     for block in blocks:
         c0 = time.process_time()
-        batch = events.process(block, f_hz)
+        out = pipeline.process(block).metrics
         c1 = time.process_time()
-        out = metrics.process(block, batch.disturbed)
-        c2 = time.process_time()
         # what a sink that reads every field (replay --metrics-out) adds: the
         # records' fields become Python objects only when first read
         for m in out:
             len(m.fields)
-        c3 = time.process_time()
-        t_events += c1 - c0
-        t_metrics += c2 - c1
-        t_fields += c3 - c2
+        t_fields += time.process_time() - c1
+        total += c1 - c0
         n_records += len(out)
-        for m in out:
-            f = m.fields.get("frequency_hz")
-            if m.interval == "basic" and isinstance(f, float):
-                f_hz = f
-                break
-    total = t_events + t_metrics
+    t_events, t_metrics = clock["events"], clock["metrics"]
     rss_peak = proc.memory_info().rss
     print(f"measurement chain, {seconds:.0f} s of signal, {len(caps.channels)} channels "
           f"({len(panel.circuits)} circuits + 3 voltages) at {panel.sample_rate_hz:.0f} S/s, "
-          f"{block_s:g}-s blocks, "
+          f"{block_s:g}-s blocks processed {process_s:g} s at a time, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"  events + metrics : {seconds / total:7.0f}x real time "
+    print(f"  pipeline         : {seconds / total:7.0f}x real time "
           f"({total / seconds * 100:.2f} % of one core)")
     print(f"  event engine     : {seconds / t_events:7.0f}x real time")
     print(f"  metrics engine   : {seconds / t_metrics:7.0f}x real time "
