@@ -244,35 +244,52 @@ class SensorFaultDetector:
                      cycle, self._fs[channels], valid, ptp, mean, ac_rms, clipped_a)
         flat = valid & (ptp <= tol)
         at_zero = flat & (np.abs(mean) <= np.maximum(tol, 1e-12))
-        clipped = clipped_a.tolist()
-        valid_l, flat_l, at_zero_l = valid.tolist(), flat.tolist(), at_zero.tolist()
-        mean_l, ac_l = mean.tolist(), ac_rms.tolist()
-        for k in range(len(bounds)):
-            for j, c in enumerate(channels.tolist()):
-                if not valid_l[j][k]:
+        # per kind: (on, off, value) of every channel and frame; a frame where the
+        # channel misses samples is neither on nor off and is not fed to the runs
+        offset = np.abs(mean)
+        limit = (s.dc_offset_pct / 100.0 * self._fs[channels])[:, None]
+        need_ac = np.where(self._is_voltage[channels][:, None], 0.0, ac_rms)
+        conditions = {
+            "stuck": (flat & ~at_zero, ~flat, mean),
+            "clipping": (valid & (clipped_a >= s.clipping_min_samples),
+                         valid & (clipped_a == 0), clipped_a.astype(np.float64)),
+            "dc_offset": (valid & (offset > limit) & (offset > need_ac),
+                          valid & (offset <= 0.8 * limit), offset),
+        }
+        # A run that is not active ignores frames until one is "on": only the runs
+        # in progress and those with an "on" frame are stepped, from that frame on
+        # (the frame-by-frame loop for all channels cost ~1 ms per block). Their
+        # transitions are then reported in frame, channel, kind order, as a loop over
+        # frames would.
+        transitions: list[tuple[int, int, int, int, str, RunConfirmed | RunEnded]] = []
+        for j, c in enumerate(channels.tolist()):
+            for order, kind in enumerate(_KINDS):
+                if kind == "dc_offset" and not self._has_full_scale[c]:
                     continue
-                conditions: dict[str, tuple[bool, bool, float]] = {
-                    "stuck": (flat_l[j][k] and not at_zero_l[j][k], not flat_l[j][k],
-                              mean_l[j][k]),
-                    "clipping": (
-                        clipped[j][k] >= s.clipping_min_samples, clipped[j][k] == 0,
-                        float(clipped[j][k]),
-                    ),
-                }
-                if self._has_full_scale[c]:
-                    limit = s.dc_offset_pct / 100.0 * self._fs_list[c]
-                    offset = abs(mean_l[j][k])
-                    need_ac = 0.0 if self._is_voltage[c] else ac_l[j][k]
-                    conditions["dc_offset"] = (
-                        offset > limit and offset > need_ac, offset <= 0.8 * limit, offset
-                    )
-                for kind, (on, off, value) in conditions.items():
-                    tr = self._runs[(c, kind)].step(on, off, start_ns[k], end_ns[k], value)
-                    if isinstance(tr, RunConfirmed):
-                        self._ids[(c, kind)] = self._new_id()
-                        started.append(self._event(c, kind, tr.start_ns, None, tr.extreme))
-                    elif isinstance(tr, RunEnded):
-                        ended.append(self._event(c, kind, tr.start_ns, tr.end_ns, tr.extreme))
+                on, off, value = (a[j] for a in conditions[kind])
+                run = self._runs[(c, kind)]
+                if run.active:
+                    first = 0
+                else:
+                    hits = np.flatnonzero(on)
+                    if not hits.size:
+                        continue
+                    first = int(hits[0])
+                valid_l, on_l, off_l = valid[j].tolist(), on.tolist(), off.tolist()
+                value_l = value.tolist()
+                for k in range(first, len(bounds)):
+                    if not valid_l[k]:
+                        continue
+                    tr = run.step(on_l[k], off_l[k], start_ns[k], end_ns[k], value_l[k])
+                    if tr is not None:
+                        transitions.append((k, j, order, c, kind, tr))
+        transitions.sort(key=lambda t: t[:3])
+        for _, _, _, c, kind, tr in transitions:
+            if isinstance(tr, RunConfirmed):
+                self._ids[(c, kind)] = self._new_id()
+                started.append(self._event(c, kind, tr.start_ns, None, tr.extreme))
+            else:
+                ended.append(self._event(c, kind, tr.start_ns, tr.end_ns, tr.extreme))
 
     def _missing_samples(
         self,
