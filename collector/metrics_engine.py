@@ -266,6 +266,12 @@ class MetricsEngine:
         self._disturbed: list[tuple[int, int]] = []
         self._crossings_ns: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._orders = 0  # harmonic orders of the latest stream
+        self._frequency_hz: float | None = None
+        layout = self._topo.layout
+        self._frequency_cells: tuple[NDArray[np.intp], int] | None = None
+        if "frequency_hz" in layout.index:
+            rows = [r for r, spec in enumerate(layout.records) if "frequency_hz" in spec.names]
+            self._frequency_cells = (np.asarray(rows, dtype=np.intp), layout.col("frequency_hz"))
 
     # ------------------------------------------------------------------ setup
 
@@ -348,6 +354,13 @@ class MetricsEngine:
         # like every crossing by the filter delay and the channel skew
         pos = stream.crossing.samples_seen - 1 - det.delay_samples + det.skew_s * det.fs_hz
         return stream.t0_ns + math.floor(pos * NS_PER_S / det.fs_hz)
+
+    @property
+    def frequency_hz(self) -> float | None:
+        """Frequency of the latest basic interval that has one [Hz]; None before the
+        first (kept across gaps). Read from the values, without making a record's
+        fields Python objects."""
+        return self._frequency_hz
 
     @property
     def harmonic_orders(self) -> int | None:
@@ -546,6 +559,12 @@ class MetricsEngine:
     ) -> list[Metrics]:
         layout = self._topo.layout
         n_w = len(starts)
+        if self._frequency_cells is not None and n_w:
+            rows, col = self._frequency_cells
+            found = values[::-1, rows, col].ravel()  # the latest interval first
+            finite = np.flatnonzero(np.isfinite(found))
+            if finite.size:
+                self._frequency_hz = float(found[finite[0]])
         flagged = [self._overlaps_disturbance(t0, t1) for t0, t1 in zip(starts, ends, strict=True)]
         # the running-sum terms of every window at once; both aggregators use them
         batch = agg.ConstituentBatch(

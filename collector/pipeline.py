@@ -94,7 +94,7 @@ class Pipeline:
         self._events = event_engine
         self._sinks = list(sinks)
         self._capture = capture
-        self._f_hz: float | None = None
+        self._f_hz: float | None = None  # of the latest basic interval
         self.stats = PipelineStats()
 
     @property
@@ -156,7 +156,7 @@ class Pipeline:
         )
         batch = self._events.process(block, f_hz=self._f_hz)
         metrics = self._metrics.process(block, batch.disturbed)
-        self._track_frequency(metrics)
+        self._f_hz = self._metrics.frequency_hz
         if self._capture is not None:
             self._capture.feed(block, batch.started, batch.events)
         return self._emit(tuple(metrics), batch.events, batch.started)
@@ -167,14 +167,6 @@ class Pipeline:
             self.process(block)
         self.finish()
         return self.stats
-
-    def _track_frequency(self, metrics: Sequence[Metrics]) -> None:
-        for m in metrics:
-            if m.interval == "basic":
-                f = m.fields.get("frequency_hz")
-                if isinstance(f, float):
-                    self._f_hz = f
-                    return
 
     def _emit(
         self, metrics: tuple[Metrics, ...], events: tuple[Event, ...], started: tuple[Event, ...]

@@ -187,6 +187,30 @@ def test_slow_frequency_drift_keeps_windows_at_exactly_ten_cycles() -> None:
     assert np.max(np.abs(values(recs, "voltage_h1_v") - U_NOM)) <= v_harmonic_tol(U_NOM)
 
 
+def test_the_engine_reports_the_frequency_of_its_latest_interval() -> None:
+    # what the pipeline hands the event engine: read from the values, it must be
+    # the latest basic record's frequency, and follow a drift of 49.8 -> 50.2 Hz
+    fs, span = 6400.0, 10.0
+    t = times_s(fs, span)
+    x = np.vstack([tone(linear_drift_phase(t, 49.8, 50.2, span), U_NOM), 0 * t])
+    engine = MetricsEngine(single_phase(fs), CIRCUIT, batch_s=1.0)
+    assert engine.frequency_hz is None
+    n = round(0.5 * fs)
+    checked = 0
+    for pos in range(0, x.shape[1], n):
+        block = Block(T0_NS + round(pos * NS_PER_S / fs), fs, x[:, pos : pos + n],
+                      contiguous=pos > 0)
+        basic = select(engine.process(block), "basic", "va")
+        if not basic:
+            continue
+        latest = basic[-1]
+        assert engine.frequency_hz == latest.fields["frequency_hz"]
+        mid_s = (latest.time_ns - T0_NS) / NS_PER_S + 0.1  # the interval's middle
+        assert engine.frequency_hz == pytest.approx(49.8 + 0.04 * mid_s, abs=F_TOL)
+        checked += 1
+    assert checked >= 8
+
+
 def test_low_sample_rate_still_gives_rms_and_frequency() -> None:
     fs = 400.0  # 8 samples per cycle
     t = times_s(fs, 6.0)
