@@ -302,10 +302,14 @@ def _filter_and_trigger(
     at the end.
     """
     n_sections = sos.shape[0]
+    src = x
+    if n_sections == 2:  # the engine's band-pass: its state kept in registers
+        _two_sections(x, sos, zi, y)
+        src, n_sections = y, 0
     prev = last_y
     found = 0
-    for j in range(x.size):
-        v = x[j]
+    for j in range(src.size):
+        v = src[j]
         for k in range(n_sections):
             b0, b1, b2 = sos[k, 0], sos[k, 1], sos[k, 2]
             a1, a2 = sos[k, 4], sos[k, 5]
@@ -325,11 +329,36 @@ def _filter_and_trigger(
     return found, armed
 
 
+@numba.njit(cache=True)
+def _two_sections(
+    x: NDArray[np.float64], sos: NDArray[np.float64], zi: NDArray[np.float64],
+    y: NDArray[np.float64],
+) -> None:
+    """The section loop of :func:`_filter_and_trigger` for two sections, the same
+    operations in the same order, with the state in local variables: kept in
+    memory, each sample waited for its store and load (1.8x slower)."""
+    b00, b01, b02, a01, a02 = sos[0, 0], sos[0, 1], sos[0, 2], sos[0, 4], sos[0, 5]
+    b10, b11, b12, a11, a12 = sos[1, 0], sos[1, 1], sos[1, 2], sos[1, 4], sos[1, 5]
+    z00, z01, z10, z11 = zi[0, 0], zi[0, 1], zi[1, 0], zi[1, 1]
+    for j in range(x.size):
+        v = x[j]
+        out = z00 + b00 * v
+        z00 = z01 + b01 * v - a01 * out
+        z01 = b02 * v - a02 * out
+        v = out
+        out = z10 + b10 * v
+        z10 = z11 + b11 * v - a11 * out
+        z11 = b12 * v - a12 * out
+        y[j] = out
+    zi[0, 0], zi[0, 1], zi[1, 0], zi[1, 1] = z00, z01, z10, z11
+
+
 def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block."""
-    sos = np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]])
-    _filter_and_trigger(
-        np.zeros(2), sos, np.zeros((1, 2)), np.empty(2), 0.0, False, 0.0,
-        np.empty(2, dtype=np.intp),
-    )
+    for n_sections in (1, 2):
+        sos = np.tile([1.0, 0.0, 0.0, 1.0, 0.0, 0.0], (n_sections, 1))
+        _filter_and_trigger(
+            np.zeros(2), sos, np.zeros((n_sections, 2)), np.empty(2), 0.0, False, 0.0,
+            np.empty(2, dtype=np.intp),
+        )

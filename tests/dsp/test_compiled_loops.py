@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numba.core.dispatcher import Dispatcher
 from numpy.typing import NDArray
-from scipy import sparse
+from scipy import signal, sparse
 
 from collector.dsp.aggregation import _fold_arrays
 from collector.dsp.harmonics import (
@@ -119,6 +119,36 @@ def test_resampling_with_an_odd_number_of_taps_equals_the_sparse_product() -> No
     got = resample_windows(x, start, end, 96, kernel)
     np.testing.assert_allclose(got, _sparse_resample(x, start, end, 96, kernel),
                                rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_sections", [1, 2, 3])  # 2: the engine's band-pass, in registers
+def test_the_crossing_filter_is_lfilter_section_by_section(n_sections: int) -> None:
+    rng = np.random.default_rng(n_sections)
+    sos = signal.butter(n_sections, [30.0, 80.0], btype="bandpass", output="sos", fs=6400.0)
+    sos = sos[:n_sections] if n_sections < sos.shape[0] else sos
+    x = 325.0 * np.sin(2 * np.pi * 50.0 * np.arange(3000) / 6400.0) + rng.normal(0, 5, 3000)
+    zi = rng.normal(0.0, 1.0, (sos.shape[0], 2))
+    want, want_zi = x, np.empty_like(zi)
+    for k in range(sos.shape[0]):
+        want, want_zi[k] = signal.lfilter(sos[k, :3], sos[k, 3:], want, zi=zi[k])
+    y = np.empty_like(x)
+    got_zi = zi.copy()
+    candidates = np.empty(x.size, dtype=np.intp)
+    found, _ = _filter_and_trigger(x, sos, got_zi, y, 0.0, False, 10.0, candidates)
+    # the same operations in the same order: identical on x86-64 (a compiler that
+    # fuses multiply-adds may change the last bits)
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-12 * 325.0)
+    np.testing.assert_allclose(got_zi, want_zi, rtol=0, atol=1e-12 * 325.0)
+    # upward crossings of the filtered signal after it went below -10
+    expected, armed = [], False
+    for j in range(x.size):
+        armed = armed or want[j] < -10.0
+        if (want[j - 1] if j else 0.0) < 0.0 <= want[j]:
+            if armed:
+                expected.append(j + 1)  # counting the previous block's last sample as 0
+            armed = False
+    assert candidates[:found].tolist() == expected
+    assert found >= 22  # 23.4 cycles of 50 Hz
 
 
 def _numpy_groups(spectra: NDArray[np.complex128], n: int, cycles: int, orders: int) -> NDArray:
