@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.level import LevelEnded, LevelEvents, LevelStarted
-from collector.events.polyphase import RecentValues
+from collector.events.polyphase import HISTORY, RecentValues
 from collector.model import NS_PER_S, Event, EventType, Severity
 
 # Relative margin of the screen in amperes over the rounding of 100 * i / rating.
@@ -114,20 +114,56 @@ class OvercurrentDetector:
         """
         ended: list[Event] = []
         started: list[Event] = []
-        fed = list(enumerate(self._levels))
-        if recent is not None:
+        # (value index, rule, order) -> transition: reported in the order of a loop
+        # over values, then rules, whatever order the rules are stepped in
+        found: list[tuple[int, int, int, LevelStarted | LevelEnded]] = []
+        times = centre_ns.tolist()
+        if recent is None:
+            for k in range(pct.shape[1]):
+                for r, level in enumerate(self._levels):
+                    for tr in level.step(pct[:, k], times[k]):
+                        found.append((k, r, len(found), tr))
+        else:
             self.catch_up(recent, rows)
-            fed = [(r, level) for r, level in fed
-                   if not (level.quiet and not np.any(pct > level.enter))]
-        for k in range(pct.shape[1]):
-            for r, level in fed:
-                for tr in level.step(pct[:, k], int(centre_ns[k])):
-                    if isinstance(tr, LevelStarted):
-                        started.append(self._event(r, tr))
-                    else:
-                        ended.append(self._event(r, tr))
+            for r, level in enumerate(self._levels):
+                self._step_skipping_quiet(r, level, pct, times, recent, rows, found)
+        found.sort(key=lambda f: f[:3])
+        for _, r, _, tr in found:
+            if isinstance(tr, LevelStarted):
+                started.append(self._event(r, tr))
+            else:
+                ended.append(self._event(r, tr))
         ended_ids = {e.details["event_id"] for e in ended}
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
+
+    @staticmethod
+    def _step_skipping_quiet(
+        r: int,
+        level: LevelEvents,
+        pct: NDArray[np.float64],
+        times: list[int],
+        recent: RecentValues,
+        rows: slice | None,
+        found: list[tuple[int, int, int, LevelStarted | LevelEnded]],
+    ) -> None:
+        """Feed ``level`` the values from the first one above its threshold on; while
+        it is quiet, values not above it change nothing but its history, so they are
+        skipped, and it takes its history from them before the next value above.
+        (A circuit running near its rating had every value of a block fed in
+        Python, about 1.3 ms per second of signal.)"""
+        hot = np.flatnonzero(np.any(pct > level.enter, axis=0)).tolist()
+        n = pct.shape[1]
+        k = 0
+        while k < n:
+            if level.quiet:
+                later = [j for j in hot if j >= k]
+                if not later:
+                    return  # caught up from the group's history at its next call
+                k = later[0]
+                level.catch_up(_history_until(recent, rows, pct, times, k))
+            for tr in level.step(pct[:, k], times[k]):
+                found.append((k, r, len(found), tr))
+            k += 1
 
     def _event(self, r: int, tr: LevelStarted | LevelEnded) -> Event:
         rule = self.rules[r]
@@ -162,6 +198,20 @@ class OvercurrentDetector:
     def close(self) -> list[Event]:
         """End overloads in progress (end of stream or gap)."""
         return [self._event(r, tr) for r, lv in enumerate(self._levels) for tr in lv.close()]
+
+
+def _history_until(
+    recent: RecentValues, rows: slice | None, pct: NDArray[np.float64], times: list[int],
+    stop: int,
+) -> RecentValues:
+    """The values fed before value ``stop`` of ``pct``: ``recent`` (rows ``rows``)
+    followed by ``pct[:, :stop]``, as the history a skipped tracker catches up from."""
+    before = recent.values if rows is None else recent.values[rows]
+    out = RecentValues(pct.shape[0])
+    out.values = np.concatenate([before, pct[:, :stop]], axis=1)[:, -HISTORY:]
+    out.times_ns = (recent.times_ns + times[:stop])[-HISTORY:]
+    out.k_last = recent.k_last + stop
+    return out
 
 
 class OvercurrentGroup:

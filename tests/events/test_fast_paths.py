@@ -16,9 +16,10 @@ from collector.events.arc import _cycle_variations
 from collector.events.frames import FrameCutter
 from collector.events.frequency import positive_zero_crossings_ns
 from collector.events.half_cycle_rms import half_cycle_rms
+from collector.events.overcurrent import OvercurrentDetector, OvercurrentRule
 from collector.events.polyphase import Direction, PolyphaseTracker, RecentValues, Rule
 from collector.events.sensor import SensorFaultDetector, SensorSettings
-from collector.model import NS_PER_S, ChannelInfo, Quantity
+from collector.model import NS_PER_S, ChannelInfo, Event, Quantity, Severity
 
 from .reference_engine import arc as ref_arc
 from .reference_engine import frames as ref_frames
@@ -178,6 +179,46 @@ def test_skipping_a_quiet_tracker_changes_nothing(
     want += stepped.close()
     got += skipping.close()
     assert skipped > 50
+    assert [repr(w) for w in want] == [repr(g) for g in got]
+
+
+def test_an_overcurrent_detector_skipping_quiet_values_gives_the_same_events() -> None:
+    # one circuit near its rating: in each block, overloads that begin, end and
+    # begin again, values hovering at the thresholds, and quiet stretches between
+    rng = np.random.default_rng(11)
+    n = 4000
+    pct = 70.0 + rng.normal(0, 4.0, (2, n))
+    for _ in range(25):
+        a = int(rng.integers(0, n - 150))
+        pct[int(rng.integers(0, 2)), a:a + int(rng.integers(1, 150))] = rng.uniform(95, 700)
+    pct[0, 1234] = np.nan
+    times = T0_NS + 10_000_000 * np.arange(n, dtype=np.int64)
+    rules = [OvercurrentRule("overload", 100.0, 0.5, Severity.WARNING),
+             OvercurrentRule("instantaneous", 400.0, 0.0, Severity.CRITICAL)]
+
+    def detector() -> OvercurrentDetector:
+        ids = itertools.count(1)
+        return OvercurrentDetector("c1", ("A", "B"), 16.0, rules, 2.0, 50.0,
+                                   lambda: next(ids))
+
+    every, skipping = detector(), detector()
+    recent = RecentValues(2)
+    want: list[Event] = []
+    got: list[Event] = []
+    a = 0
+    for size in rng.integers(1, 160, size=n).tolist():
+        if a >= n:
+            break
+        b = min(a + size, n)
+        for events in every.process_pct(pct[:, a:b], times[a:b]):
+            want += events
+        for events in skipping.process_pct(pct[:, a:b], times[a:b], recent):
+            got += events
+        recent.push(pct[:, a:b], times[a:b])
+        a = b
+    want += every.close()
+    got += skipping.close()
+    assert len([e for e in want if e.duration_s is not None]) >= 10
     assert [repr(w) for w in want] == [repr(g) for g in got]
 
 
