@@ -165,6 +165,10 @@ def _variations(
     normalised likewise; the smallest over the shifts, 1.0 when every earlier reading
     is all zero, NaN when unusable (too little history, a missing sample)."""
     max_shift = -shifts[0]
+    longest = 0
+    for k in range(starts.size):
+        longest = max(longest, ends[k] - starts[k])
+    earlier = np.empty(longest)
     for k in range(starts.size):
         i0, length = starts[k], ends[k] - starts[k]
         out[k] = np.nan
@@ -177,23 +181,29 @@ def _variations(
         seg_rms = math.sqrt((seg * seg).sum() / length)
         if seg_rms == 0.0:
             continue
-        earlier = np.empty(length)
+        inv_seg = 1.0 / seg_rms
         best = np.inf
         for shift in shifts:
+            # the samples one cycle (and the shift) earlier all lie the same fraction
+            # u past a whole sample: one floor per shift, not per sample (with the
+            # divisions below made multiplications, 2.4x faster; the result moves by
+            # ~1e-14 of itself)
+            pos = (float(i0) - period) + shift
+            j0 = math.floor(pos)
+            u = pos - j0
+            src = data[j0:j0 + length + 1]
             energy = 0.0
             for n in range(length):
-                pos = (float(i0 + n) - period) + shift
-                j = math.floor(pos)
-                u = pos - j
-                value = data[j] * (1.0 - u) + data[j + 1] * u
+                value = src[n] * (1.0 - u) + src[n + 1] * u
                 earlier[n] = value
                 energy += value * value
             earlier_rms = math.sqrt(energy / length)
             if not earlier_rms > 0:
                 continue
+            inv_earlier = 1.0 / earlier_rms
             total = 0.0
             for n in range(length):
-                d = seg[n] / seg_rms - earlier[n] / earlier_rms
+                d = seg[n] * inv_seg - earlier[n] * inv_earlier
                 total += d * d
             best = min(best, math.sqrt(total / length))
         out[k] = best if best < np.inf else 1.0
