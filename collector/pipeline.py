@@ -34,6 +34,9 @@ class StepResult:
     started: tuple[Event, ...]  # events that began and are still running
 
 
+_HELD = StepResult((), (), ())  # what a block that is only held produces
+
+
 @dataclass
 class PipelineStats:
     blocks: int = 0
@@ -118,6 +121,8 @@ class Pipeline:
         self._held_s += block.duration_s
         if self._held_s >= self._process_s * (1.0 - 1e-9):
             steps.append(self._run_held())
+        if not steps:
+            return _HELD
         if len(steps) == 1:
             return steps[0]
         return StepResult(
