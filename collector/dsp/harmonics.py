@@ -166,7 +166,8 @@ def groups_from_raw_spectra(
     phasor = np.empty((raw.shape[0], raw.shape[2]), dtype=np.complex128)
     step = 0.5 / (kernel.inverse_response.size - 1)
     _groups_from_raw(
-        raw, np.asarray(window_samples, dtype=np.float64), kernel.inverse_response, step,
+        np.ascontiguousarray(raw), np.asarray(window_samples, dtype=np.float64),
+        kernel.inverse_response, step,
         cycles, 2.0 / n_samples**2, math.sqrt(2.0) / n_samples, groups, phasor,
     )
     return groups, phasor
@@ -188,24 +189,33 @@ def _groups_from_raw(
     half = cycles // 2
     n_ch = raw.shape[2]
     top = groups.shape[1] * cycles + half
-    power = np.empty((top + 1, n_ch))
+    power = np.empty((top + 1) * n_ch)
+    # flat arrays and unsigned indices: no negative-index wrap-around per access
+    # (raw is C-ordered, as the FFT returns it)
+    lines = raw.ravel()
+    row = np.uintp(n_ch)
     for w in range(raw.shape[0]):
+        first = np.uintp(w) * np.uintp(raw.shape[1]) * row
         for m in range(top + 1):
             gain = equalizer_gain(inverse, step, m / window_samples[w])
+            at = np.uintp(m) * row
             for c in range(n_ch):
-                line = raw[w, m, c]
+                line = lines[first + at + np.uintp(c)]
                 re = float(line.real) * gain
                 im = float(line.imag) * gain
-                power[m, c] = re * re + im * im
+                power[at + np.uintp(c)] = re * re + im * im
                 if m == cycles:
                     phasor[w, c] = complex(re * phasor_scale, im * phasor_scale)
         for n in range(groups.shape[1]):
-            centre = (n + 1) * cycles
+            centre = np.uintp((n + 1) * cycles)
+            lo = centre - np.uintp(half)
+            hi = centre + np.uintp(half)
             for c in range(n_ch):
+                cc = np.uintp(c)
                 inner = 0.0
-                for k in range(centre - half + 1, centre + half + 1):
-                    inner += power[k, c]
-                group = inner - 0.5 * power[centre + half, c] + 0.5 * power[centre - half, c]
+                for k in range(lo + np.uintp(1), hi + np.uintp(1)):
+                    inner += power[k * row + cc]
+                group = inner - 0.5 * power[hi * row + cc] + 0.5 * power[lo * row + cc]
                 groups[w, n, c] = math.sqrt((0.0 if group < 0.0 else group) * scale)
 
 
