@@ -12,10 +12,13 @@ Sinks are isolated: a sink that raises is logged and counted, and measuring goes
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
+from numpy.typing import NDArray
 
 from collector.capture.waveform import WaveformCapture
 from collector.events.engine import EventEngine
@@ -45,6 +48,53 @@ class PipelineStats:
     metrics: int = 0
     events: int = 0
     sink_errors: dict[str, int] = field(default_factory=dict)
+
+
+def _join(held: Sequence[Block]) -> tuple[Block, bool | None]:
+    """The held blocks as one, and whether it misses a sample (None: not known).
+
+    Float64 samples are copied by a compiled loop that sums them on the way (a NaN
+    or an infinity makes the sum so; then the copy is looked at): the event engine
+    then needs no pass of its own over the samples to look for missing ones.
+    """
+    first = held[0]
+    samples = [b.samples for b in held]
+    if any(x.dtype != np.float64 or x.ndim != 2 for x in samples):
+        joined = np.concatenate(samples, axis=1)
+        return Block(first.t0_ns, first.fs_hz, joined, contiguous=first.contiguous), None
+    out = np.empty((samples[0].shape[0], sum(x.shape[1] for x in samples)))
+    total = 0.0
+    offset = 0
+    for x in samples:
+        total += _copy_and_sum(x, out, offset)
+        offset += x.shape[1]
+    has_nan = not math.isfinite(total) and bool(np.isnan(out).any())
+    return Block(first.t0_ns, first.fs_hz, out, contiguous=first.contiguous), has_nan
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _copy_and_sum(src: NDArray[np.float64], out: NDArray[np.float64], offset: int) -> float:
+    """Copy ``src`` into ``out[:, offset:]``; the sum of its samples, in any order."""
+    total = 0.0
+    n = src.shape[1]
+    for r in range(src.shape[0]):
+        row = src[r]
+        dst = out[r, offset:offset + n]
+        for t in range(n):
+            v = row[t]
+            dst[t] = v
+            total += v
+    return total
+
+
+def compile_loops() -> None:
+    """Compile the join's loop now (or load it from numba's cache), for the layouts
+    sources deliver: C-ordered or a view, writeable or read-only (replays)."""
+    base = np.zeros((1, 4))
+    read_only = base.copy()
+    read_only.setflags(write=False)
+    for x in (base, base[:, 1:3], read_only, read_only[:, 1:3]):
+        _copy_and_sum(x, np.zeros((1, 4)), 0)
 
 
 def circuits_from_capabilities(caps: SourceCapabilities) -> list[CircuitSpec]:
@@ -93,6 +143,7 @@ class Pipeline:
         self._process_s = process_s
         self._held: list[Block] = []  # contiguous blocks not yet processed
         self._held_s = 0.0
+        compile_loops()
         self._metrics = metrics_engine
         self._events = event_engine
         self._sinks = list(sinks)
@@ -153,13 +204,8 @@ class Pipeline:
     def _run_held(self) -> StepResult:
         """Run the engines on the held blocks, joined into one."""
         held, self._held, self._held_s = self._held, [], 0.0
-        block = held[0] if len(held) == 1 else Block(
-            held[0].t0_ns,
-            held[0].fs_hz,
-            np.concatenate([b.samples for b in held], axis=1),
-            contiguous=held[0].contiguous,
-        )
-        batch = self._events.process(block, f_hz=self._f_hz)
+        block, has_nan = (held[0], None) if len(held) == 1 else _join(held)
+        batch = self._events.process(block, f_hz=self._f_hz, has_nan=has_nan)
         metrics = self._metrics.process(block, batch.disturbed)
         self._f_hz = self._metrics.frequency_hz
         if self._capture is not None:

@@ -141,3 +141,33 @@ def test_process_s_must_not_be_negative(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="process_s"):
         _pipeline(source, -1.0)
     assert np.isfinite(RunSettings().process_s)
+
+
+def test_missing_samples_in_held_blocks_are_found_as_in_each_block(tmp_path: Path) -> None:
+    # the join looks for missing samples while it copies: a NaN run in one held
+    # block must reach the event engine as it does block by block
+    source = _source(tmp_path)
+    blocks = []
+    for k, b in enumerate(source.blocks()):
+        if k == 22:  # 2.2-2.3 s: 40 ms of one current channel missing
+            samples = b.samples.copy()
+            samples[5, 100:356] = np.nan
+            b = replace(b, samples=samples)
+        blocks.append(b)
+    found = {}
+    for process_s in (0.0, 1.0):
+        pipeline = _pipeline(source, process_s)
+        steps = [pipeline.process(b) for b in blocks] + [pipeline.finish()]
+        found[process_s] = [
+            (e.start_ns, e.duration_s, e.channel)
+            for s in steps for e in s.events
+            if e.type is EventType.SENSOR_FAULT and e.details.get("fault") == "missing_samples"
+        ]
+    channel = source.capabilities.channels[5].id
+    t0 = blocks[0].t0_ns
+    assert len(found[0.0]) == 1
+    assert found[1.0] == found[0.0]
+    start_ns, duration_s, got_channel = found[0.0][0]
+    assert got_channel == channel
+    assert (start_ns - t0) / 1e9 == pytest.approx(2.2 + 100 / 6400, abs=1e-6)
+    assert duration_s == pytest.approx(256 / 6400, abs=1e-6)

@@ -507,8 +507,11 @@ class EventEngine:
         self._seen = False
         return batch
 
-    def process(self, block: Block, f_hz: float | None = None) -> EventBatch:
-        """Detect events in one block; ``f_hz`` is a measured frequency, if the caller has one."""
+    def process(
+        self, block: Block, f_hz: float | None = None, *, has_nan: bool | None = None
+    ) -> EventBatch:
+        """Detect events in one block; ``f_hz`` is a measured frequency, if the caller has
+        one; ``has_nan`` whether the block misses a sample, if the caller knows."""
         x = as_float_array(block.samples)  # no copy when it is one already
         if x.ndim != 2 or x.shape[0] != self._n_channels:
             raise ValueError(
@@ -529,7 +532,8 @@ class EventEngine:
 
         # one look for missing samples serves every detector: a sum is NaN (or
         # infinite: then look again) when one is, and is cheaper than np.isnan
-        has_nan = not math.isfinite(_sum(x)) and bool(np.isnan(x).any())
+        if has_nan is None:
+            has_nan = not math.isfinite(_sum(x)) and bool(np.isnan(x).any())
         if fs / f >= MIN_SAMPLES_PER_CYCLE and self._weights.shape[0]:
             self.unavailable.pop("rms_events", None)
             self._rms_events(block, x, f, has_nan, ended, started, disturbed)
