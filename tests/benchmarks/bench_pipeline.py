@@ -7,7 +7,9 @@ as the collector does, ``RunSettings.process_s`` = 1 s at a time; give ``process
 single-phase circuits + 3 voltages at 6.4 kS/s per channel, every metric on (basic
 intervals with harmonics to the 50th, 150-cycle / 10-min / 2-h aggregation, every
 event detector), no sink. Blocks are generated up front so only the pipeline is
-timed (CPU time of this one process, i.e. one core). Prints:
+timed (CPU time of this one process, i.e. one core); the best of three passes,
+each with a new pipeline, is printed, since other guests of a virtual machine slow
+single passes down by 10-20 % now and then. Prints:
 
 - the real-time factor of the pipeline (holding and joining blocks, events +
   metrics), and of each engine alone (a record's fields become Python objects when
@@ -25,11 +27,13 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
 
 from collector.assembly import RunSettings, build_pipeline
+from collector.model import Block, SourceCapabilities
 from collector.sources.simulated import SimulatedSource
 from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
@@ -47,21 +51,17 @@ def _timed(method: Callable[..., Any], clock: dict[str, float], name: str) -> Ca
     return call
 
 
-def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
-    block_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
-    process_s = float(sys.argv[3]) if len(sys.argv) > 3 else RunSettings().process_s
-    proc = psutil.Process()
-    rss_start = proc.memory_info().rss
-    panel = fifteen_channel_panel()
-    source = SimulatedSource(panel, seed=7, duration_s=seconds, block_duration_s=block_s)
-    blocks = list(source.blocks())
-    caps = source.capabilities
-    settings = RunSettings(
-        nominal_voltage_v=230.0,
-        circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
-        process_s=process_s,
-    )
+@dataclass
+class _Pass:
+    total: float  # CPU seconds in Pipeline.process
+    events: float
+    metrics: float
+    fields: float  # making every field of every record a Python object
+    records: int
+
+
+def _one_pass(caps: SourceCapabilities, settings: RunSettings, blocks: list[Block]) -> _Pass:
+    """One pass of a new pipeline over ``blocks``, timed."""
     pipeline = build_pipeline(caps, settings, [])
     clock = {"events": 0.0, "metrics": 0.0}
     events, metrics = pipeline._events, pipeline._metrics  # each engine timed alone
@@ -80,11 +80,37 @@ def main() -> None:
         t_fields += time.process_time() - c1
         total += c1 - c0
         n_records += len(out)
-    t_events, t_metrics = clock["events"], clock["metrics"]
+    return _Pass(total, clock["events"], clock["metrics"], t_fields, n_records)
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
+    block_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
+    process_s = float(sys.argv[3]) if len(sys.argv) > 3 else RunSettings().process_s
+    repeats = 3
+    proc = psutil.Process()
+    rss_start = proc.memory_info().rss
+    panel = fifteen_channel_panel()
+    source = SimulatedSource(panel, seed=7, duration_s=seconds, block_duration_s=block_s)
+    blocks = list(source.blocks())
+    caps = source.capabilities
+    settings = RunSettings(
+        nominal_voltage_v=230.0,
+        circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
+        process_s=process_s,
+    )
+    best: _Pass | None = None
+    for _ in range(repeats):
+        run = _one_pass(caps, settings, blocks)
+        if best is None or run.total < best.total:
+            best = run
+    assert best is not None
+    total, t_events, t_metrics = best.total, best.events, best.metrics
+    t_fields, n_records = best.fields, best.records
     rss_peak = proc.memory_info().rss
     print(f"measurement chain, {seconds:.0f} s of signal, {len(caps.channels)} channels "
           f"({len(panel.circuits)} circuits + 3 voltages) at {panel.sample_rate_hz:.0f} S/s, "
-          f"{block_s:g}-s blocks processed {process_s:g} s at a time, "
+          f"{block_s:g}-s blocks processed {process_s:g} s at a time, best of {repeats} passes, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"  pipeline         : {seconds / total:7.0f}x real time "
           f"({total / seconds * 100:.2f} % of one core)")
