@@ -364,13 +364,17 @@ class _Cells:
     cheap as converting them eagerly.
     """
 
-    __slots__ = ("_cells", "_layout", "_values")
+    __slots__ = ("_cells", "_values", "extra", "layout")
 
-    def __init__(self, values: NDArray[np.float64], layout: RecordLayout) -> None:
+    def __init__(
+        self, values: NDArray[np.float64], layout: RecordLayout,
+        extra: Mapping[str, FieldValue] | None,
+    ) -> None:
         # Only the emitted cells (about half the array) are kept, gathered into a
         # new array now, so the records do not change if ``values`` does later.
         self._values: NDArray[np.float64] = values.ravel()[layout.emitted_flat]
-        self._layout = layout
+        self.layout = layout
+        self.extra = extra  # fields every record of the array has as well
         self._cells: list[float | int | bool | None] | None = None
 
     def cells(self) -> list[float | int | bool | None]:
@@ -378,7 +382,7 @@ class _Cells:
         # gathered floats, which stay; the list assignment is atomic.
         cells = self._cells
         if cells is None:
-            cells = self._cells = _convert(self._values, self._layout)
+            cells = self._cells = _convert(self._values, self.layout)
         return cells
 
 
@@ -400,29 +404,25 @@ def _convert(flat: NDArray[np.float64], layout: RecordLayout) -> list[float | in
 class RecordFields(Mapping[str, FieldValue]):
     """``Metrics.fields`` of one record: a read-only mapping filled on first use."""
 
-    __slots__ = ("_cells", "_dict", "_extra", "_layout", "_row")
+    __slots__ = ("_cells", "_dict", "_row")
 
-    def __init__(
-        self, cells: _Cells, row: int, layout: RecordLayout,
-        extra: Mapping[str, FieldValue] | None,
-    ) -> None:
+    def __init__(self, cells: _Cells, row: int) -> None:
         self._cells = cells
         self._row = row
-        self._layout = layout
-        self._extra = extra
         self._dict: dict[str, FieldValue] | None = None
 
     def _fields(self) -> dict[str, FieldValue]:
         if self._dict is None:
-            bounds = self._layout.emitted_bounds
-            spec = self._layout.records[self._row]
+            layout = self._cells.layout
+            bounds = layout.emitted_bounds
+            spec = layout.records[self._row]
             d: dict[str, FieldValue] = dict(zip(
                 spec.names, self._cells.cells()[bounds[self._row] : bounds[self._row + 1]],
                 strict=True,
             ))
             d["calibration_id"] = spec.calibration_id
-            if self._extra:
-                d.update(self._extra)
+            if self._cells.extra:
+                d.update(self._cells.extra)
             self._dict = d
         return self._dict
 
@@ -468,10 +468,8 @@ def to_metrics(
 
     The fields are converted to Python objects when first read (:class:`RecordFields`).
     """
-    cells = _Cells(values, layout)
-    frozen_extra = dict(extra) if extra else None
+    cells = _Cells(values, layout, dict(extra) if extra else None)
     return [
-        new_metrics(time_ns, interval, spec.channel, spec.phase,
-                    RecordFields(cells, r, layout, frozen_extra), flagged)
+        new_metrics(time_ns, interval, spec.channel, spec.phase, RecordFields(cells, r), flagged)
         for r, spec in enumerate(layout.records)
     ]
