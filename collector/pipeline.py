@@ -162,20 +162,23 @@ class Pipeline:
         The engines run when ``process_s`` of contiguous signal is held; a block
         after a gap or at another rate first has the held signal processed.
         """
-        self.stats.blocks += 1
-        self.stats.samples += block.n_samples
-        self.stats.signal_s += block.duration_s
-        steps: list[StepResult] = []
+        n = block.samples.shape[1]
+        duration_s = n / block.fs_hz
+        stats = self.stats
+        stats.blocks += 1
+        stats.samples += n
+        stats.signal_s += duration_s
+        first: StepResult | None = None
         if self._held and (not block.contiguous or block.fs_hz != self._held[0].fs_hz):
-            steps.append(self._run_held())
+            first = self._run_held()
         self._held.append(block)
-        self._held_s += block.duration_s
-        if self._held_s >= self._process_s * (1.0 - 1e-9):
-            steps.append(self._run_held())
-        if not steps:
-            return _HELD
-        if len(steps) == 1:
-            return steps[0]
+        self._held_s += duration_s
+        if self._held_s < self._process_s * (1.0 - 1e-9):
+            return _HELD if first is None else first
+        last = self._run_held()
+        if first is None:
+            return last
+        steps = (first, last)
         return StepResult(
             tuple(m for s in steps for m in s.metrics),
             tuple(e for s in steps for e in s.events),
