@@ -36,10 +36,11 @@ class RunSettings:
     # aggregate, so the ~3 s aggregates come out as early as unbatched, basic
     # intervals up to ~3 s later; never more than this much signal waits.
     metrics_batch_s: float = 5.0
-    # Signal the pipeline holds before it runs the engines: their cost per call is
-    # mostly fixed (0.15 ms per call of the event engine for a 15-channel panel),
-    # so 0.1-s source blocks run as 1-s blocks at a third of the CPU, and results
-    # reach the sinks up to this much later (docs/measurement.md section 11).
+    # Signal the pipeline holds before it runs the engines: much of their cost is
+    # per call (0.15 ms per call of the event engine for a 15-channel panel), so
+    # 0.1-s source blocks held to 1 s cost the chain 0.55 of running every block,
+    # and results reach the sinks up to this much later (docs/measurement.md
+    # section 11).
     process_s: float = 1.0
 
 

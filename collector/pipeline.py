@@ -2,10 +2,11 @@
 
 One ``Pipeline.process`` call takes one block. The engines run on ``process_s`` of
 contiguous signal at a time (blocks are held and joined until then, or until a gap
-or a rate change): their cost per call is mostly fixed, so a source's 0.1-s blocks
-run as one 1-s block at a third of the CPU, and results come out up to
-``process_s`` later. Event detection runs first so that the metrics engine can flag
-intervals that overlap a dip, swell or interruption (IEC 61000-4-30 flagging).
+or a rate change): much of their cost is per call, so a source's 0.1-s blocks run
+as one 1-s block for a little over half the CPU (the event engine's share drops to
+a third), and results come out up to ``process_s`` later. Event detection runs
+first so that the metrics engine can flag intervals that overlap a dip, swell or
+interruption (IEC 61000-4-30 flagging).
 Sinks are isolated: a sink that raises is logged and counted, and measuring goes on.
 """
 
