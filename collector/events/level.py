@@ -14,6 +14,7 @@ reported (``LevelEnded``) one cycle after it ends, when its end time is refined.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,24 @@ class LevelEvents:
 
     def _long_enough(self, duration_ns: int) -> bool:
         return duration_ns >= self.min_duration_ns - self.tolerance_ns
+
+    def coast(
+        self, values: NDArray[np.float64], times_ns: Sequence[int], start: int, stop: int
+    ) -> int:
+        """While a run is in progress, :meth:`PolyphaseTracker.coast` over
+        ``values[:, start:stop]`` as far as it goes, stopping at the value that makes
+        the run long enough to be announced (that one must be stepped); returns the
+        index of the next value to :meth:`step`."""
+        seq = self._tracker.active_seq
+        if seq is None:
+            return start
+        run = self._runs.get(seq)
+        if run is not None and not run.announced:
+            deadline = run.start_ns + self.min_duration_ns - self.tolerance_ns
+            stop = next((k for k in range(start, stop) if times_ns[k] >= deadline), stop)
+        end = self._tracker.coast_end(values, start, stop)
+        self._tracker.coast(values, times_ns, start, end)
+        return end
 
     def step(self, values: NDArray[np.float64], t_ns: int) -> list[LevelStarted | LevelEnded]:
         """Feed one value per channel at window centre ``t_ns``."""

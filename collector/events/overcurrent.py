@@ -161,6 +161,11 @@ class OvercurrentDetector:
                     return  # caught up from the group's history at its next call
                 k = later[0]
                 level.catch_up(_history_until(recent, rows, pct, times, k))
+            # an overload in progress whose values change no channel's state is
+            # taken in one go (it would cost a Python step per half cycle)
+            k = level.coast(pct, times, k, n)
+            if k == n:
+                return
             for tr in level.step(pct[:, k], times[k]):
                 found.append((k, r, len(found), tr))
             k += 1

@@ -194,8 +194,14 @@ def test_an_overcurrent_detector_skipping_quiet_values_gives_the_same_events() -
     pct = 70.0 + rng.normal(0, 4.0, (2, n))
     for _ in range(25):
         a = int(rng.integers(0, n - 150))
-        pct[int(rng.integers(0, 2)), a:a + int(rng.integers(1, 150))] = rng.uniform(95, 700)
+        length = int(rng.integers(1, 150))
+        # a level with ripple, so that the extreme is one value among many, and
+        # that may dip back past the hysteresis or up past 400 % in between
+        level = rng.uniform(95, 700) + rng.normal(0, 25, length)
+        pct[int(rng.integers(0, 2)), a:a + length] = level
     pct[0, 1234] = np.nan
+    pct[1, 2000:2060] = 150.0 + rng.normal(0, 1, 60)  # a long overload with a NaN in it
+    pct[1, 2030] = np.nan
     times = T0_NS + 10_000_000 * np.arange(n, dtype=np.int64)
     rules = [OvercurrentRule("overload", 100.0, 0.5, Severity.WARNING),
              OvercurrentRule("instantaneous", 400.0, 0.0, Severity.CRITICAL)]
@@ -223,6 +229,52 @@ def test_an_overcurrent_detector_skipping_quiet_values_gives_the_same_events() -
     want += every.close()
     got += skipping.close()
     assert len([e for e in want if e.duration_s is not None]) >= 10
+    assert [repr(w) for w in want] == [repr(g) for g in got]
+
+
+@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), [
+    (Direction.BELOW, Rule.ANY_BEGINS, 90.0, 92.0),
+    (Direction.BELOW, Rule.ALL_BEGIN, 5.0, 7.0),
+    (Direction.ABOVE, Rule.ANY_BEGINS, 101.5, 100.5),
+])
+def test_coasting_over_values_that_change_no_state_changes_nothing(
+    direction: Direction, rule: Rule, enter: float, leave: float
+) -> None:
+    # long dips with ripple (extremes among many values), chatter at the
+    # thresholds, missing values, and quiet stretches between them
+    rng = np.random.default_rng(9)
+    u = _levels(rng, 4000)
+    for _ in range(8):
+        a = int(rng.integers(0, 3800))
+        rows = [int(rng.integers(0, 3))] if rng.random() < 0.5 else [0, 1, 2]
+        u[rows, a:a + 150] = rng.uniform(1, 120) + rng.normal(0, 2, (len(rows), 150))
+    u[2, 2500:2510] = np.nan
+    # an event still in progress where the data ends (open-ended: its last time counts)
+    u[:, -120:] = (1.0 if direction is Direction.BELOW else 130.0) + rng.normal(0, 0.2, 120)
+    times = T0_NS + 10_000_000 * np.arange(u.shape[1], dtype=np.int64)
+    stepped = PolyphaseTracker(3, direction, rule, enter, leave)
+    coasting = PolyphaseTracker(3, direction, rule, enter, leave)
+    want = [tr for k in range(u.shape[1]) for tr in stepped.step(u[:, k], int(times[k]))]
+    got: list[object] = []
+    coasted = 0
+    a = 0
+    t = times.tolist()
+    for size in rng.integers(1, 300, size=4000).tolist():
+        if a >= u.shape[1]:
+            break
+        b = min(a + size, u.shape[1])
+        k = a
+        while k < b:
+            end = coasting.coast_end(u, k, b)
+            coasting.coast(u, t, k, end)
+            coasted += end - k
+            if end < b:
+                got += coasting.step(u[:, end], t[end])
+            k = end + 1
+        a = b
+    want += stepped.close()
+    got += coasting.close()
+    assert coasted > 2000  # most values were taken in one go
     assert [repr(w) for w in want] == [repr(g) for g in got]
 
 
