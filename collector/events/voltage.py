@@ -181,14 +181,34 @@ class VoltageEventDetector:
         ended: list[Event] = []
         fed_u: list[NDArray[np.float64]] = []
         fed_t: list[int] = []
-        for k in range(u_v.shape[1]):
+        times = centre_ns.tolist()
+        n = u_v.shape[1]
+        k = 0
+        while k < n:
+            if pct_all is not None:
+                # values that change no fed tracker's state (a sag in progress) are
+                # taken in one go by every fed tracker
+                end = n
+                for tracker, fed in zip(trackers, feed, strict=True):
+                    if fed:
+                        end = min(end, tracker.coast_end(pct_all, k, end))
+                if end > k:
+                    for tracker, fed in zip(trackers, feed, strict=True):
+                        if fed:
+                            tracker.coast(pct_all, times, k, end)
+                    fed_u.extend(pct_all[:, k:end].T)
+                    fed_t.extend(times[k:end])
+                    k = end
+                    continue
             u = u_v[:, k]
-            t = int(centre_ns[k])
+            t = times[k]
+            u_pct_all = None if pct_all is None else pct_all[:, k]
+            k += 1
             if self.reference_v is None and not self._init_reference(u):
                 continue
             ref = self.reference_v
             assert ref is not None
-            u_pct = 100.0 * u / ref if pct_all is None else pct_all[:, k]
+            u_pct = 100.0 * u / ref if u_pct_all is None else u_pct_all
             fed_u.append(u_pct)
             fed_t.append(t)
             trans_dip = self._dip.step(u_pct, t) if feed[0] else []
