@@ -13,8 +13,10 @@ factor (signal seconds per CPU second on one core, ``time.process_time``) of
 each in normal operation (no event in progress) and with events in progress all the
 time (a dip on all phases, two circuits overloaded, one arcing); then the 15-channel
 normal case again with longer blocks, since much of the cost is per block (Python and
-numpy's per-call overhead), not per sample. First it prints the wall time of building
-the first engine, when numba compiles the engine's loops or loads them from its cache
+numpy's per-call overhead), not per sample, and both panels with events in progress
+at 1-s blocks, what the collector's pipeline hands the engine. First it prints the
+wall time of building the first engine, when numba compiles the engine's loops or
+loads them from its cache
 (``__pycache__``): the start-up cost of the compiled loops. The figures depend on the
 machine and on what else it is doing; the load average is printed alongside.
 """
@@ -148,6 +150,13 @@ def main() -> None:
         print(
             f"  {'12 circuits + 3 voltages':26s} {channels:2d} ch, normal operation, "
             f"{block_s:.1f}-s blocks: {seconds / cpu:7.0f}x real time"
+        )
+    # the collector's pipeline hands the engine 1 s of signal at a time
+    for name, panel in cases:
+        channels, cpu, _, _ = measure(panel, seconds, True, block_s=1.0)
+        print(
+            f"  {name:26s} {channels:2d} ch, events in progress, 1.0-s blocks: "
+            f"{seconds / cpu:7.0f}x real time"
         )
 
 
