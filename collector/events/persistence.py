@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
+from numpy.typing import NDArray
+
 
 class Extreme(StrEnum):
     """Which extreme of the monitored value a run reports."""
@@ -87,6 +90,41 @@ class SustainedRun:
             self.confirmed = True
             return RunConfirmed(self.start_ns, self.extreme, frozenset(self.tags))
         return None
+
+    def coast(
+        self,
+        on: NDArray[np.bool_],
+        off: NDArray[np.bool_],
+        end_ns: NDArray[np.int64],
+        values: NDArray[np.float64],
+        start: int,
+    ) -> int:
+        """While a run is active, take spans ``start`` onwards in one go, up to the
+        first that is off or, before the run is confirmed, the first on span that
+        confirms it (those must be stepped); returns the index of the next span to
+        :meth:`step`. What stepping them would do: on spans extend the run (its last
+        time and extreme), the others leave it as it is. For runs without tags;
+        ``on``/``off`` false for spans that are to be ignored (missing data).
+        """
+        if not self.active or start >= on.size:
+            return start
+        stop = on.size
+        offs = np.flatnonzero(off[start:])
+        if offs.size:
+            stop = start + int(offs[0])
+        hits = start + np.flatnonzero(on[start:stop])
+        if not self.confirmed and hits.size:
+            confirming = np.flatnonzero(end_ns[hits] - self.start_ns >= self.min_duration_ns)
+            if confirming.size:
+                stop = int(hits[confirming[0]])
+                hits = hits[: confirming[0]]
+        if hits.size:
+            self.last_ns = int(end_ns[hits[-1]])
+            if self.extreme_of is Extreme.MAX:
+                self.extreme = max(self.extreme, float(values[hits].max()))
+            else:
+                self.extreme = min(self.extreme, float(values[hits].min()))
+        return stop
 
     def close(self) -> RunEnded | None:
         """End of stream or gap: end a confirmed run where the data ended."""

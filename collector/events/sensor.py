@@ -262,6 +262,8 @@ class SensorFaultDetector:
         # transitions are then reported in frame, channel, kind order, as a loop over
         # frames would.
         transitions: list[tuple[int, int, int, int, str, RunConfirmed | RunEnded]] = []
+        ends = np.asarray(end_ns, dtype=np.int64)
+        n_frames = len(bounds)
         for j, c in enumerate(channels.tolist()):
             for order, kind in enumerate(_KINDS):
                 if kind == "dc_offset" and not self._has_full_scale[c]:
@@ -277,12 +279,19 @@ class SensorFaultDetector:
                     first = int(hits[0])
                 valid_l, on_l, off_l = valid[j].tolist(), on.tolist(), off.tolist()
                 value_l = value.tolist()
-                for k in range(first, len(bounds)):
-                    if not valid_l[k]:
-                        continue
-                    tr = run.step(on_l[k], off_l[k], start_ns[k], end_ns[k], value_l[k])
-                    if tr is not None:
-                        transitions.append((k, j, order, c, kind, tr))
+                # a run in progress takes the frames that only extend it (a clipping
+                # sensor during an overload) in one go; the others are stepped
+                on_valid, off_valid = on & valid[j], off & valid[j]
+                k = first
+                while k < n_frames:
+                    k = run.coast(on_valid, off_valid, ends, value, k)
+                    if k >= n_frames:
+                        break
+                    if valid_l[k]:
+                        tr = run.step(on_l[k], off_l[k], start_ns[k], end_ns[k], value_l[k])
+                        if tr is not None:
+                            transitions.append((k, j, order, c, kind, tr))
+                    k += 1
         transitions.sort(key=lambda t: t[:3])
         for _, _, _, c, kind, tr in transitions:
             if isinstance(tr, RunConfirmed):

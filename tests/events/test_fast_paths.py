@@ -17,6 +17,7 @@ from collector.events.frames import FrameCutter
 from collector.events.frequency import positive_zero_crossings_ns
 from collector.events.half_cycle_rms import half_cycle_rms
 from collector.events.overcurrent import OvercurrentDetector, OvercurrentRule
+from collector.events.persistence import Extreme, RunConfirmed, RunEnded, SustainedRun
 from collector.events.polyphase import Direction, PolyphaseTracker, RecentValues, Rule
 from collector.events.sensor import SensorFaultDetector, SensorSettings
 from collector.model import NS_PER_S, ChannelInfo, Event, Quantity, Severity
@@ -276,6 +277,46 @@ def test_coasting_over_values_that_change_no_state_changes_nothing(
     got += coasting.close()
     assert coasted > 2000  # most values were taken in one go
     assert [repr(w) for w in want] == [repr(g) for g in got]
+
+
+@pytest.mark.parametrize("extreme_of", [Extreme.MAX, Extreme.MIN])
+def test_a_run_coasting_over_spans_that_only_extend_it_changes_nothing(
+    extreme_of: Extreme,
+) -> None:
+    # spans on, off, in the hysteresis band (neither) and ignored (missing data),
+    # with runs confirmed after 40 spans, so that some confirm inside a stretch
+    rng = np.random.default_rng(int(extreme_of == Extreme.MAX))
+    n = 3000
+    state = np.cumsum(rng.random(n) < 0.03) % 3  # long stretches: 0 off, 1 on, 2 neither
+    on, off = state == 1, state == 0
+    ignored = rng.random(n) < 0.02
+    on &= ~ignored
+    off &= ~ignored
+    values = rng.normal(0.0, 10.0, n)
+    start = T0_NS + 10_000_000 * np.arange(n, dtype=np.int64)
+    end = start + 10_000_000
+    stepped = SustainedRun(400_000_000, extreme_of)
+    coasting = SustainedRun(400_000_000, extreme_of)
+    want = [stepped.step(bool(on[k]), bool(off[k]), int(start[k]), int(end[k]),
+                         float(values[k]))
+            for k in range(n) if not ignored[k]]
+    got: list[RunConfirmed | RunEnded | None] = []
+    coasted = 0
+    k = 0
+    while k < n:
+        nxt = coasting.coast(on, off, end, values, k)
+        coasted += nxt - k
+        if nxt >= n:
+            break
+        if not ignored[nxt]:
+            got.append(coasting.step(bool(on[nxt]), bool(off[nxt]), int(start[nxt]),
+                                     int(end[nxt]), float(values[nxt])))
+        k = nxt + 1
+    transitions = [w for w in want if w is not None]
+    assert len([t for t in transitions if isinstance(t, RunEnded)]) >= 10
+    assert [g for g in got if g is not None] == transitions
+    assert coasted > n // 3
+    assert coasting.close() == stepped.close()
 
 
 def test_a_tracker_in_progress_cannot_be_caught_up() -> None:
