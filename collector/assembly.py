@@ -40,7 +40,7 @@ class RunSettings:
     # per call (0.15 ms per call of the event engine for a 15-channel panel), so
     # 0.1-s source blocks held to 1 s cost the chain 0.55 of running every block,
     # and results reach the sinks up to this much later (docs/measurement.md
-    # section 11).
+    # section 11). Config: source.process_interval_s.
     process_s: float = 1.0
 
 
@@ -121,6 +121,7 @@ def settings_from_config(cfg: GridGuardConfig) -> RunSettings:
         capture_dir=capture.directory if capture.enabled else None,
         capture_pre_cycles=capture.pre_cycles,
         capture_post_cycles=max(capture.post_cycles, 1),
+        process_s=cfg.source.process_interval_s,
     )
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from collector.assembly import RunSettings, settings_from_config
 from collector.config import GridGuardConfig, load_config, load_config_with_warnings, parse_config
 from collector.config.dump import to_data
+from collector.config.errors import ConfigError
 from collector.config.sensors import Acs712Sensor, Sct013Sensor
 from collector.model import Phase
 from tests.config.conftest import EXAMPLE
@@ -145,3 +147,15 @@ def test_load_config_reads_file(tmp_path: Path, minimal: dict[str, Any]) -> None
     cfg = load_config(path)
     assert cfg.source.simulated is not None
     assert cfg.source.simulated.scenario == tmp_path / "scenarios" / "demo.yaml"
+
+
+def test_process_interval_reaches_the_pipeline_and_is_bounded(minimal: dict[str, Any]) -> None:
+    assert parse_config(minimal).source.process_interval_s == RunSettings().process_s == 1.0
+    minimal["source"]["process_interval_s"] = 0
+    assert settings_from_config(parse_config(minimal)).process_s == 0.0
+    minimal["source"]["process_interval_s"] = 2.5
+    assert settings_from_config(parse_config(minimal)).process_s == 2.5
+    for bad in (-0.1, 11):
+        minimal["source"]["process_interval_s"] = bad
+        with pytest.raises(ConfigError, match=r"source\.process_interval_s"):
+            parse_config(minimal)
