@@ -305,3 +305,13 @@ def is_announcement(event: Event) -> bool:
 def as_float_array(x: object) -> NDArray[np.float64]:
     """Convert array-like to a contiguous float64 array (no copy when already one)."""
     return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def as_float_rows(x: object) -> NDArray[np.float64]:
+    """Like :func:`as_float_array` for (rows, samples) arrays, but a float64 array whose
+    rows are each contiguous (a column slice of a larger one) is taken as it is."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64 and x.ndim == 2 and (
+        x.strides[1] == x.itemsize or x.shape[1] <= 1
+    ):
+        return x
+    return as_float_array(x)

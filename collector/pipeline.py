@@ -51,26 +51,29 @@ class PipelineStats:
     sink_errors: dict[str, int] = field(default_factory=dict)
 
 
-def _join(held: Sequence[Block]) -> tuple[Block, bool | None]:
+def _join(held: Sequence[Block], room: int = 0) -> tuple[Block, bool | None]:
     """The held blocks as one, and whether it misses a sample (None: not known).
 
     Float64 samples are copied by a compiled loop that sums them on the way (a NaN
     or an infinity makes the sum so; then the copy is looked at): the event engine
-    then needs no pass of its own over the samples to look for missing ones.
+    then needs no pass of its own over the samples to look for missing ones. They
+    are copied after ``room`` free columns of the same array, where the event
+    engine puts the history of its half-cycle frames instead of copying the block.
     """
     first = held[0]
     samples = [b.samples for b in held]
     if any(x.dtype != np.float64 or x.ndim != 2 for x in samples):
         joined = np.concatenate(samples, axis=1)
         return Block(first.t0_ns, first.fs_hz, joined, contiguous=first.contiguous), None
-    out = np.empty((samples[0].shape[0], sum(x.shape[1] for x in samples)))
+    out = np.empty((samples[0].shape[0], room + sum(x.shape[1] for x in samples)))
     total = 0.0
-    offset = 0
+    offset = room
     for x in samples:
         total += _copy_and_sum(x, out, offset)
         offset += x.shape[1]
-    has_nan = not math.isfinite(total) and bool(np.isnan(out).any())
-    return Block(first.t0_ns, first.fs_hz, out, contiguous=first.contiguous), has_nan
+    joined = out[:, room:]
+    has_nan = not math.isfinite(total) and bool(np.isnan(joined).any())
+    return Block(first.t0_ns, first.fs_hz, joined, contiguous=first.contiguous), has_nan
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "nsz"})
@@ -208,7 +211,9 @@ class Pipeline:
     def _run_held(self) -> StepResult:
         """Run the engines on the held blocks, joined into one."""
         held, self._held, self._held_s = self._held, [], 0.0
-        block, has_nan = (held[0], None) if len(held) == 1 else _join(held)
+        block, has_nan = (
+            (held[0], None) if len(held) == 1 else _join(held, self._events.frame_room)
+        )
         batch = self._events.process(block, f_hz=self._f_hz, has_nan=has_nan)
         metrics = self._metrics.process(block, batch.disturbed)
         self._f_hz = self._metrics.frequency_hz

@@ -78,7 +78,7 @@ from collector.model import (
     Quantity,
     Severity,
     SourceCapabilities,
-    as_float_array,
+    as_float_rows,
 )
 
 # Below this many samples per cycle a one-cycle RMS is not trustworthy to 0.2 %.
@@ -463,9 +463,10 @@ class EventEngine:
             compile_arc_loops()
             compile_sensor_loops()
             compile_frequency_loops()
-            read_only = np.zeros((1, 1))
+            read_only = np.zeros((2, 3))
             read_only.setflags(write=False)  # as replayed recordings are
-            for x in (np.zeros((1, 1)), read_only):
+            # C-ordered, and column slices of a larger array (rows contiguous)
+            for x in (np.zeros((2, 3)), read_only, np.zeros((2, 3))[:, 1:], read_only[:, 1:]):
                 _sum(x)
 
     # ------------------------------------------------------------------ streaming
@@ -512,7 +513,9 @@ class EventEngine:
     ) -> EventBatch:
         """Detect events in one block; ``f_hz`` is a measured frequency, if the caller has
         one; ``has_nan`` whether the block misses a sample, if the caller knows."""
-        x = as_float_array(block.samples)  # no copy when it is one already
+        # no copy when it is float64 with contiguous rows (the pipeline's joined
+        # block is a column slice, with room for the frames' history before it)
+        x = as_float_rows(block.samples)
         if x.ndim != 2 or x.shape[0] != self._n_channels:
             raise ValueError(
                 f"block.samples: expected shape ({self._n_channels}, n), got {x.shape}"
@@ -567,6 +570,13 @@ class EventEngine:
         ended.sort(key=lambda ev: ev.start_ns)
         started.sort(key=lambda ev: ev.start_ns)
         return EventBatch(tuple(ended), tuple(started), tuple(disturbed))
+
+    @property
+    def frame_room(self) -> int:
+        """Free columns a caller may leave before a block's samples in its own array
+        (C-ordered float64, nothing after them) to spare the half-cycle frames a copy
+        of the block (see :meth:`FrameCutter.push`); 0 before the first block."""
+        return 0 if self._cutter is None else self._cutter.room_wanted
 
     def _frames(self, x: NDArray[np.float64], t0_ns: int, fs: float, f: float) -> Frames:
         """The block's half-cycle frames of all channels, for the arc signature and the

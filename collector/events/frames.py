@@ -76,17 +76,33 @@ class FrameCutter:
         self._buf = np.zeros((self.n_channels, 0))
         self._next = 0.0  # start of the next frame, samples relative to _buf[:, 0]
 
+    @property
+    def room_wanted(self) -> int:
+        """Columns of history the next :meth:`push` puts before its samples: a caller
+        that leaves exactly this many free columns before them in its own array
+        saves the copy (see :meth:`push`)."""
+        return int(self._buf.shape[1])
+
     def push(
         self, x: NDArray[np.float64], t0_ns: int, fs_hz: float, frame_samples: float
     ) -> Frames:
-        """Append samples ``x`` (n_channels, n) from ``t0_ns``; frames of ``frame_samples``."""
+        """Append samples ``x`` (n_channels, n) from ``t0_ns``; frames of ``frame_samples``.
+
+        When ``x`` is the tail of a C-ordered float64 array whose only other columns
+        are :attr:`room_wanted` free ones before it, the history is written there
+        and that array becomes the frames' data: no copy of ``x``.
+        """
         if x.shape[0] != self.n_channels:
             raise ValueError(f"x: expected {self.n_channels} rows, got {x.shape[0]}")
         if not frame_samples >= 1:
             raise ValueError(f"frame_samples: must be >= 1, got {frame_samples}")
         m_old = self._buf.shape[1]
-        # a new float64 array, one row after another (as the compiled screens expect)
-        data = np.concatenate((self._buf, x), axis=1)
+        data = _with_room(x, m_old)
+        if data is not None:
+            data[:, :m_old] = self._buf
+        else:
+            # a new float64 array, one row after another (as the compiled screens expect)
+            data = np.concatenate((self._buf, x), axis=1)
         n = data.shape[1]
         nxt = self._next
         count = math.floor((n - nxt) / frame_samples + 1e-9)
@@ -100,3 +116,22 @@ class FrameCutter:
         self._buf = data[:, cut:].copy()
         self._next -= cut
         return Frames(data, idx, fs_hz, t0_ns, m_old)
+
+
+def _with_room(x: NDArray[np.float64], room: int) -> NDArray[np.float64] | None:
+    """The writeable C-ordered float64 array of which ``x`` is the last columns, with
+    exactly ``room`` columns before them; None when ``x`` is not such a view."""
+    base = x.base
+    if not (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.float64
+        and x.dtype == np.float64
+        and base.ndim == 2
+        and base.flags.c_contiguous
+        and base.flags.writeable
+        and base.shape == (x.shape[0], room + x.shape[1])
+        and x.strides == base.strides
+    ):
+        return None
+    skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return base if skip == room * base.itemsize else None

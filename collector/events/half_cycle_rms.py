@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.model import NS_PER_S, as_float_array
+from collector.model import NS_PER_S, as_float_rows
 
 # Samples of history kept beyond one cycle, in cycles: lets the caller's frequency
 # fall to half its previous value between calls without shortening a window.
@@ -157,7 +157,7 @@ def half_cycle_rms(
     state : HalfCycleRmsState
         State to pass with the next chunk.
     """
-    x = as_float_array(x)
+    x = as_float_rows(x)
     if x.ndim != 2:
         raise ValueError(f"x: expected shape (n_channels, n), got shape {x.shape}")
     if not fs_hz > 0:

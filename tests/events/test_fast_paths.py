@@ -20,7 +20,7 @@ from collector.events.overcurrent import OvercurrentDetector, OvercurrentRule
 from collector.events.persistence import Extreme, RunConfirmed, RunEnded, SustainedRun
 from collector.events.polyphase import Direction, PolyphaseTracker, RecentValues, Rule
 from collector.events.sensor import SensorFaultDetector, SensorSettings
-from collector.model import NS_PER_S, ChannelInfo, Event, Quantity, Severity
+from collector.model import NS_PER_S, ChannelInfo, Event, Quantity, Severity, as_float_rows
 
 from .reference_engine import arc as ref_arc
 from .reference_engine import frames as ref_frames
@@ -63,6 +63,47 @@ def test_frame_cutter_gives_the_same_frames() -> None:
         assert times[:-1] == want.start_ns.tolist()
         assert times[1:] == want.end_ns.tolist()
         np.testing.assert_array_equal(got.data, want.data)
+
+
+def test_frames_built_in_room_left_before_the_samples_are_the_same_frames() -> None:
+    # the pipeline copies a held block after room for the cutter's history: the
+    # frames are then that array, with the history written into the room
+    rng = np.random.default_rng(2)
+    x = _mains(rng, 2.0)
+    copying, in_place = FrameCutter(3, 131), FrameCutter(3, 131)
+    shared = 0
+    chunks = list(_chunks(rng, x.shape[1]))
+    for a, b in chunks:
+        frame = 0.5 * FS / float(rng.normal(50.0, 0.05))
+        t0 = T0_NS + round(a * NS_PER_S / FS)
+        want = copying.push(x[:, a:b], t0, FS, frame)
+        room = in_place.room_wanted
+        out = np.full((3, room + b - a), np.nan)
+        out[:, room:] = x[:, a:b]
+        got = in_place.push(out[:, room:], t0, FS, frame)
+        shared += got.data is out
+        np.testing.assert_array_equal(got.data, want.data)
+        assert got.edges.tolist() == want.edges.tolist()
+        assert got.history == want.history
+    assert shared == len(chunks) > 10  # every push used the room, none copied
+    # a view without exactly that room is copied as before
+    cutter = FrameCutter(3, 131)
+    cutter.push(x[:, :500], T0_NS, FS, 64.0)
+    wider = np.zeros((3, cutter.room_wanted + 1 + 300))
+    got = cutter.push(wider[:, cutter.room_wanted + 1:], T0_NS, FS, 64.0)
+    assert got.data is not wider
+    assert not np.shares_memory(got.data, wider)
+
+
+def test_float_rows_keep_a_column_slice_and_convert_the_rest() -> None:
+    base = np.arange(30, dtype=np.float64).reshape(3, 10)
+    assert as_float_rows(base[:, 2:]) is not None
+    assert np.shares_memory(as_float_rows(base[:, 2:]), base)
+    for other in (base.astype(np.float32)[:, 2:], np.asfortranarray(base), base[:, ::2]):
+        got = as_float_rows(other)
+        assert got.dtype == np.float64
+        assert got.flags.c_contiguous
+        np.testing.assert_array_equal(got, np.asarray(other, dtype=np.float64))
 
 
 @pytest.mark.parametrize("with_nan", [False, True])
