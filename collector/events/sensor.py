@@ -122,7 +122,6 @@ class SensorFaultDetector:
         self._nan_announced = np.zeros(n, dtype=bool)
         self._nan_last_ns = np.zeros(n, dtype=np.int64)
         self._nan_open = False  # a NaN run reaches the end of the last block
-        self._fs_list = self._fs.tolist()
         self._has_full_scale = np.isfinite(self._fs).tolist()
         # DC offset limit per channel (infinite without a full scale: never an offset)
         self._dc_limit = settings.dc_offset_pct / 100.0 * self._fs
@@ -247,7 +246,7 @@ class SensorFaultDetector:
         # per kind: (on, off, value) of every channel and frame; a frame where the
         # channel misses samples is neither on nor off and is not fed to the runs
         offset = np.abs(mean)
-        limit = (s.dc_offset_pct / 100.0 * self._fs[channels])[:, None]
+        limit = self._dc_limit[channels][:, None]
         need_ac = np.where(self._is_voltage[channels][:, None], 0.0, ac_rms)
         conditions = {
             "stuck": (flat & ~at_zero, ~flat, mean),
@@ -270,24 +269,23 @@ class SensorFaultDetector:
                     continue
                 on, off, value = (a[j] for a in conditions[kind])
                 run = self._runs[(c, kind)]
-                if run.active:
-                    first = 0
-                else:
-                    hits = np.flatnonzero(on)
-                    if not hits.size:
-                        continue
-                    first = int(hits[0])
-                valid_l, on_l, off_l = valid[j].tolist(), on.tolist(), off.tolist()
-                value_l = value.tolist()
-                # a run in progress takes the frames that only extend it (a clipping
-                # sensor during an overload) in one go; the others are stepped
                 on_valid, off_valid = on & valid[j], off & valid[j]
-                k = first
+                if not run.active and not on_valid.any():
+                    continue
+                on_l, off_l, value_l = on.tolist(), off.tolist(), value.tolist()
+                k = 0
                 while k < n_frames:
-                    k = run.coast(on_valid, off_valid, ends, value, k)
+                    if run.active:
+                        # the frames that only extend the run (a clipping sensor
+                        # during an overload) in one go
+                        k = run.coast(on_valid, off_valid, ends, value, k)
+                    else:
+                        # an idle run ignores the frames before the next "on" one
+                        later = np.flatnonzero(on_valid[k:])
+                        k = k + int(later[0]) if later.size else n_frames
                     if k >= n_frames:
                         break
-                    if valid_l[k]:
+                    if valid[j, k]:
                         tr = run.step(on_l[k], off_l[k], start_ns[k], end_ns[k], value_l[k])
                         if tr is not None:
                             transitions.append((k, j, order, c, kind, tr))
