@@ -307,6 +307,28 @@ def as_float_array(x: object) -> NDArray[np.float64]:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
+def column_slice_of(x: NDArray[np.floating]) -> tuple[NDArray[np.float64], int] | None:
+    """``(base, offset)`` when ``x`` is ``base[:, offset:offset + n]`` of a writeable
+    C-ordered 2-D float64 array ``base`` (the array a view was made from); None
+    otherwise. Lets compiled loops read a block in place, or write around it."""
+    base = x.base
+    if not (
+        isinstance(base, np.ndarray)
+        and base.dtype == np.float64
+        and base.ndim == 2
+        and base.flags.c_contiguous
+        and base.flags.writeable
+        and base.shape[0] == x.shape[0]
+        and x.strides == base.strides
+    ):
+        return None
+    skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    if skip < 0 or skip % base.itemsize:
+        return None
+    offset = skip // base.itemsize
+    return (base, offset) if offset + x.shape[1] <= base.shape[1] else None
+
+
 def as_float_rows(x: object) -> NDArray[np.float64]:
     """Like :func:`as_float_array` for (rows, samples) arrays, but a float64 array whose
     rows are each contiguous (a column slice of a larger one) is taken as it is."""

@@ -23,6 +23,8 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from collector.model import column_slice_of
+
 
 def window_cells(
     start: NDArray[np.float64], end: NDArray[np.float64]
@@ -148,21 +150,9 @@ def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
     """
     if x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous:
         return x, 0
-    base = x.base
-    if (
-        isinstance(base, np.ndarray)
-        and base.dtype == np.float64
-        and base.ndim == 2
-        and base.flags.c_contiguous
-        and base.flags.writeable
-        and base.shape[0] == x.shape[0]
-        and x.strides == base.strides
-    ):
-        skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        if skip >= 0 and skip % base.itemsize == 0:
-            offset = skip // base.itemsize
-            if offset + x.shape[1] <= base.shape[1]:
-                return base, offset
+    found = column_slice_of(x)
+    if found is not None:
+        return found
     return np.array(x, dtype=np.float64, order="C"), 0
 
 

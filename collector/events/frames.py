@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.model import NS_PER_S
+from collector.model import NS_PER_S, column_slice_of
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -121,17 +121,8 @@ class FrameCutter:
 def _with_room(x: NDArray[np.float64], room: int) -> NDArray[np.float64] | None:
     """The writeable C-ordered float64 array of which ``x`` is the last columns, with
     exactly ``room`` columns before them; None when ``x`` is not such a view."""
-    base = x.base
-    if not (
-        isinstance(base, np.ndarray)
-        and base.dtype == np.float64
-        and x.dtype == np.float64
-        and base.ndim == 2
-        and base.flags.c_contiguous
-        and base.flags.writeable
-        and base.shape == (x.shape[0], room + x.shape[1])
-        and x.strides == base.strides
-    ):
+    found = column_slice_of(x)
+    if found is None:
         return None
-    skip = x.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-    return base if skip == room * base.itemsize else None
+    base, offset = found
+    return base if offset == room and base.shape[1] == room + x.shape[1] else None
