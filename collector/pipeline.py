@@ -38,7 +38,7 @@ class StepResult:
     started: tuple[Event, ...]  # events that began and are still running
 
 
-_HELD = StepResult((), (), ())  # what a block that is only held produces
+_NOTHING = StepResult((), (), ())  # e.g. what a block that is only held produces
 
 
 @dataclass
@@ -178,7 +178,7 @@ class Pipeline:
         self._held.append(block)
         self._held_s += duration_s
         if self._held_s < self._process_s * (1.0 - 1e-9):
-            return _HELD if first is None else first
+            return _NOTHING if first is None else first
         last = self._run_held()
         if first is None:
             return last
@@ -192,7 +192,7 @@ class Pipeline:
     def finish(self) -> StepResult:
         """End of stream: process what is held, close open events and partial
         aggregates, flush the sinks."""
-        held = self._run_held() if self._held else StepResult((), (), ())
+        held = self._run_held() if self._held else _NOTHING
         batch = self._events.flush()
         metrics = self._metrics.flush()
         if self._capture is not None:
