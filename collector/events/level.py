@@ -106,14 +106,13 @@ class LevelEvents:
     def coast(
         self, values: NDArray[np.float64], times_ns: Sequence[int], start: int, stop: int
     ) -> int:
-        """While a run is in progress, :meth:`PolyphaseTracker.coast` over
-        ``values[:, start:stop]`` as far as it goes, stopping at the value that makes
-        the run long enough to be announced (that one must be stepped); returns the
-        index of the next value to :meth:`step`."""
+        """:meth:`PolyphaseTracker.coast` over ``values[:, start:stop]`` as far as it
+        goes (a quiet stretch, or a run in progress whose values change no channel's
+        state), stopping at the value that makes a run long enough to be announced
+        (that one must be stepped); returns the index of the next value to
+        :meth:`step`."""
         seq = self._tracker.active_seq
-        if seq is None:
-            return start
-        run = self._runs.get(seq)
+        run = None if seq is None else self._runs.get(seq)
         if run is not None and not run.announced:
             deadline = run.start_ns + self.min_duration_ns - self.tolerance_ns
             stop = next((k for k in range(start, stop) if times_ns[k] >= deadline), stop)

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collector.events.level import LevelEnded, LevelEvents, LevelStarted
-from collector.events.polyphase import HISTORY, RecentValues
+from collector.events.polyphase import RecentValues
 from collector.model import NS_PER_S, Event, EventType, Severity
 
 # Relative margin of the screen in amperes over the rounding of 100 * i / rating.
@@ -108,9 +108,10 @@ class OvercurrentDetector:
     ) -> tuple[list[Event], list[Event]]:
         """:meth:`process` with the values already in % of the rating.
 
-        With ``recent`` (the values fed before, in %, rows ``rows``), a rule with
-        nothing in progress and no value above its threshold (the instantaneous rule
-        during an overload) is not fed: it catches up from ``recent`` when it is.
+        With ``recent`` (the values fed before, in %, rows ``rows``, from which the
+        rules catch up when the group skipped this circuit), each rule takes the
+        values that change no channel's state in one go and steps the others (the
+        same events as feeding every value).
         """
         ended: list[Event] = []
         started: list[Event] = []
@@ -126,7 +127,7 @@ class OvercurrentDetector:
         else:
             self.catch_up(recent, rows)
             for r, level in enumerate(self._levels):
-                self._step_skipping_quiet(r, level, pct, times, recent, rows, found)
+                self._feed_coasting(r, level, pct, times, found)
         found.sort(key=lambda f: f[:3])
         for _, r, _, tr in found:
             if isinstance(tr, LevelStarted):
@@ -137,32 +138,21 @@ class OvercurrentDetector:
         return ended, [e for e in started if e.details["event_id"] not in ended_ids]
 
     @staticmethod
-    def _step_skipping_quiet(
+    def _feed_coasting(
         r: int,
         level: LevelEvents,
         pct: NDArray[np.float64],
         times: list[int],
-        recent: RecentValues,
-        rows: slice | None,
         found: list[tuple[int, int, int, LevelStarted | LevelEnded]],
     ) -> None:
-        """Feed ``level`` the values from the first one above its threshold on; while
-        it is quiet, values not above it change nothing but its history, so they are
-        skipped, and it takes its history from them before the next value above.
-        (A circuit running near its rating had every value of a block fed in
-        Python, about 1.3 ms per second of signal.)"""
-        hot = np.flatnonzero(np.any(pct > level.enter, axis=0)).tolist()
+        """Feed ``level`` the values of a block: the values that change no channel's
+        state (below the threshold while quiet, or an overload going on) are taken
+        in one go (:meth:`LevelEvents.coast`), the others stepped one by one. (A
+        circuit running near its rating had every value fed in Python, about 1.3 ms
+        per second of signal.)"""
         n = pct.shape[1]
         k = 0
         while k < n:
-            if level.quiet:
-                later = [j for j in hot if j >= k]
-                if not later:
-                    return  # caught up from the group's history at its next call
-                k = later[0]
-                level.catch_up(_history_until(recent, rows, pct, times, k))
-            # an overload in progress whose values change no channel's state is
-            # taken in one go (it would cost a Python step per half cycle)
             k = level.coast(pct, times, k, n)
             if k == n:
                 return
@@ -203,20 +193,6 @@ class OvercurrentDetector:
     def close(self) -> list[Event]:
         """End overloads in progress (end of stream or gap)."""
         return [self._event(r, tr) for r, lv in enumerate(self._levels) for tr in lv.close()]
-
-
-def _history_until(
-    recent: RecentValues, rows: slice | None, pct: NDArray[np.float64], times: list[int],
-    stop: int,
-) -> RecentValues:
-    """The values fed before value ``stop`` of ``pct``: ``recent`` (rows ``rows``)
-    followed by ``pct[:, :stop]``, as the history a skipped tracker catches up from."""
-    before = recent.values if rows is None else recent.values[rows]
-    out = RecentValues(pct.shape[0])
-    out.values = np.concatenate([before, pct[:, :stop]], axis=1)[:, -HISTORY:]
-    out.times_ns = (recent.times_ns + times[:stop])[-HISTORY:]
-    out.k_last = recent.k_last + stop
-    return out
 
 
 class OvercurrentGroup:
