@@ -7,6 +7,9 @@ completes ``process_s`` of signal, at a gap, or at the end of the stream.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -171,3 +174,46 @@ def test_missing_samples_in_held_blocks_are_found_as_in_each_block(tmp_path: Pat
     assert got_channel == channel
     assert (start_ns - t0) / 1e9 == pytest.approx(2.2 + 100 / 6400, abs=1e-6)
     assert duration_s == pytest.approx(256 / 6400, abs=1e-6)
+
+
+# Run in a fresh interpreter so that no other test's threads are counted. Prints the
+# CPU time (ns, /proc schedstat) that threads other than the main one used while a
+# pipeline was built and ran 20 s of a split-phase panel 5 s at a time (its L1-L2
+# row is a weighted sum of two channels, formed over 5 s of signal at once).
+_ONE_THREAD = """
+import os, sys, threading, time
+from pathlib import Path
+from collector.assembly import RunSettings, build_pipeline
+from collector.sources.simulated import SimulatedSource
+
+def others_ns():
+    me = threading.get_native_id()
+    return sum(int(Path(f"/proc/self/task/{t}/schedstat").read_text().split()[0])
+               for t in os.listdir("/proc/self/task") if int(t) != me)
+
+source = SimulatedSource.from_scenario(Path(sys.argv[1]), block_duration_s=0.1)
+blocks = list(source.blocks())
+time.sleep(0.3)  # let whatever the imports started settle
+before = others_ns()
+settings = RunSettings(nominal_voltage_v=240.0, process_s=5.0)
+pipeline = build_pipeline(source.capabilities, settings, [])
+records = sum(len(pipeline.process(b).metrics) for b in blocks)
+print(records, others_ns() - before)
+"""
+
+
+def test_the_chain_runs_on_one_core(tmp_path: Path) -> None:
+    # numpy's OpenBLAS runs a matrix product this size (the derived rows, the
+    # interpolator's response at build) on every core, and its threads then spin
+    # for about 0.1 s: on a Pi that is CPU the collector must not take
+    scenario = tmp_path / "split.yaml"
+    scenario.write_text("seed: 4\nduration_s: 20\npanel:\n  preset: home_split_phase_240v\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", _ONE_THREAD, str(scenario)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True, text=True, timeout=300, check=True,
+    ).stdout.split()
+    records, other_ns = int(out[0]), int(out[1])
+    assert records > 1000
+    assert other_ns < 5_000_000, f"other threads used {other_ns / 1e6:.1f} ms of CPU"

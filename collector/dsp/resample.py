@@ -141,7 +141,11 @@ def _table_response(
     offsets = np.arange(taps) - (taps // 2 - 1)
     u = (offsets[None, :] - (rows / phases)[:, None]).ravel()
     h = table[rows].ravel()
-    return np.asarray(np.abs(np.cos(2.0 * math.pi * f[:, None] * u[None, :]) @ h) * stride / phases)
+    # a sum of products rather than a matrix-vector product: OpenBLAS would start
+    # its threads for one this size, and they spin on the other cores afterwards
+    terms = np.cos(2.0 * math.pi * f[:, None] * u[None, :])
+    terms *= h
+    return np.asarray(np.abs(terms.sum(axis=1)) * stride / phases)
 
 
 def kernel_response(

@@ -405,9 +405,15 @@ class EventEngine:
         unit &= self._weights.max(axis=1, initial=0.0) == 1.0
         self._unit_rows = np.flatnonzero(unit)
         self._unit_src = self._weights[unit].argmax(axis=1)
-        self._derived_rows = np.flatnonzero(~unit)
-        self._derived_weights = self._weights[~unit]
-        self._derived_touches = (self._derived_weights != 0).astype(np.float64)
+        # each derived row as its terms (channel, weight): summing only the channels
+        # a row touches keeps NaN where one of them is NaN and nowhere else, and
+        # needs no BLAS (a matrix product over 1-s blocks is large enough for
+        # OpenBLAS to wake its threads, which then spin on the other cores)
+        self._derived = [
+            (int(r), [(int(k), float(self._weights[r, k]))
+                      for k in np.flatnonzero(self._weights[r])])
+            for r in np.flatnonzero(~unit)
+        ]
         self._identity = bool(
             unit.all() and np.array_equal(self._unit_src, np.arange(len(rows)))
             and len(rows) == self._n_channels
@@ -645,7 +651,7 @@ class EventEngine:
         started: list[Event],
         disturbed: list[tuple[int, int]],
     ) -> None:
-        rows = self._rows(x, has_nan)
+        rows = self._rows(x)
         rms, end_ns, self._rms_state = half_cycle_rms(
             rows, block.t0_ns, block.fs_hz, f, self._rms_state, has_nan=has_nan
         )
@@ -676,20 +682,18 @@ class EventEngine:
         ended += e
         started += st
 
-    def _rows(self, x: NDArray[np.float64], has_nan: bool) -> NDArray[np.float64]:
+    def _rows(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """The rows the one-cycle RMS is computed on: channels and derived sums."""
         if self._identity:
             return x
         rows = np.empty((self._weights.shape[0], x.shape[1]))
         rows[self._unit_rows] = x[self._unit_src]
-        if self._derived_rows.size:
-            # NaN must stay NaN in the derived rows: 0 * NaN would otherwise leak into sums
-            clean = np.where(np.isnan(x), 0.0, x) if has_nan else x
-            derived = self._derived_weights @ clean
-            if has_nan:
-                touched = self._derived_touches @ np.isnan(x).astype(np.float64)
-                derived[touched > 0] = np.nan
-            rows[self._derived_rows] = derived
+        for r, terms in self._derived:
+            out = rows[r]
+            (k, w), *rest = terms
+            np.multiply(x[k], w, out=out)
+            for k, w in rest:
+                out += w * x[k]
         return rows
 
 
