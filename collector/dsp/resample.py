@@ -33,9 +33,7 @@ at the reported limit of 0.41 fs can be off by |H(fs - f)| / |H(f)| = 0.85 %
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -311,8 +309,11 @@ def resample_windows(
         k = part.shape[1]
         padded = np.zeros((x.shape[0], -(-k // _LANES) * _LANES), dtype=dtype)
         padded[:, :k] = part
-        loop = _resampler(padded.shape[1], kernel.taps)
-        group = loop(padded, start, step, n_out, table, kernel.phases, kernel.half)
+        args = (padded, start, step, n_out, table, kernel.phases, kernel.half)
+        if kernel.taps == TAPS:
+            group = _LOOPS[padded.shape[1]](*args)
+        else:
+            group = _LOOPS_ANY_TAPS[padded.shape[1]](*args, kernel.taps)
         if k == n_ch:
             return group[:, :, :n_ch]  # a view: no copy for the usual single group
         if out is None:
@@ -322,10 +323,21 @@ def resample_windows(
     return out
 
 
-@functools.cache
-def _resampler(width: int, taps: int) -> Callable[..., NDArray[np.floating]]:
-    """The compiled loop of :func:`resample_windows` for ``width`` channels and
-    ``taps`` taps, both constants to the compiler.
+@numba.njit(inline="always")
+def _resample(
+    x: NDArray[np.floating],
+    start: NDArray[np.float64],
+    step: NDArray[np.float64],
+    n_out: int,
+    table: NDArray[np.floating],
+    phases: int,
+    half: int,
+    width: int,
+    taps: int,
+) -> NDArray[np.floating]:
+    """The loop of :func:`resample_windows` for ``width`` channels (the columns of
+    ``x``) and ``taps`` taps; called only from the entry points below, which pass
+    both as constants. Inlined into each (numba IR), so the compiler sees them.
 
     With the channel count known, the compiler unrolls the channels into vector
     registers and keeps each output's sums there, taps added first to last in the
@@ -333,39 +345,66 @@ def _resampler(width: int, taps: int) -> Callable[..., NDArray[np.floating]]:
     unsigned so that no negative-index wrap-around is computed per load. A loop
     with a run-time channel count kept the sums in memory and was 2.7x slower.
     """
+    samples = x.ravel()
+    weights = table.ravel()
+    out = np.empty((start.size, n_out, width), dtype=x.dtype)
+    flat = out.ravel()
+    row = numba.uintp(width)
+    o = numba.uintp(0)
+    for w in range(start.size):
+        for j in range(n_out):
+            pos = start[w] + step[w] * j
+            floor = np.floor(pos)
+            q = numba.uintp(np.rint((pos - floor) * phases)) * numba.uintp(taps)
+            base = numba.uintp(int(floor) - half) * row
+            for c in range(width):
+                first = base + numba.uintp(c)
+                acc = weights[q] * samples[first]
+                for t in range(1, taps):
+                    acc += weights[q + numba.uintp(t)] * samples[first + numba.uintp(t) * row]
+                flat[o + numba.uintp(c)] = acc
+            o += row
+    return out
 
-    @numba.njit(cache=True)
-    def resample(
-        x: NDArray[np.floating],
-        start: NDArray[np.float64],
-        step: NDArray[np.float64],
-        n_out: int,
-        table: NDArray[np.floating],
-        phases: int,
-        half: int,
-    ) -> NDArray[np.floating]:
-        samples = x.ravel()
-        weights = table.ravel()
-        out = np.empty((start.size, n_out, width), dtype=x.dtype)
-        flat = out.ravel()
-        row = numba.uintp(width)
-        o = numba.uintp(0)
-        for w in range(start.size):
-            for j in range(n_out):
-                pos = start[w] + step[w] * j
-                floor = np.floor(pos)
-                q = numba.uintp(np.rint((pos - floor) * phases)) * numba.uintp(taps)
-                base = numba.uintp(int(floor) - half) * row
-                for c in range(width):
-                    first = base + numba.uintp(c)
-                    acc = weights[q] * samples[first]
-                    for t in range(1, taps):
-                        acc += weights[q + numba.uintp(t)] * samples[first + numba.uintp(t) * row]
-                    flat[o + numba.uintp(c)] = acc
-                o += row
-        return out
 
-    return resample
+# One entry point per group width (a multiple of _LANES up to _GROUP), with the
+# engine's taps as a constant, and one per width for any other kernel (tests) with
+# the taps at run time. Separate functions, not closures made
+# per width: numba could not load two cached closures of one function into one
+# process (the second's environment was missing: "'descr' is NULL" on return).
+
+
+_F = NDArray[np.floating]
+_D = NDArray[np.float64]
+
+
+@numba.njit(cache=True)
+def _resample_16(x: _F, start: _D, step: _D, n_out: int, table: _F, phases: int,
+                 half: int) -> _F:
+    return _resample(x, start, step, n_out, table, phases, half, 16, TAPS)
+
+
+@numba.njit(cache=True)
+def _resample_32(x: _F, start: _D, step: _D, n_out: int, table: _F, phases: int,
+                 half: int) -> _F:
+    return _resample(x, start, step, n_out, table, phases, half, 32, TAPS)
+
+
+@numba.njit(cache=True)
+def _resample_16_taps(x: _F, start: _D, step: _D, n_out: int, table: _F, phases: int,
+                      half: int, taps: int) -> _F:
+    return _resample(x, start, step, n_out, table, phases, half, 16, taps)
+
+
+@numba.njit(cache=True)
+def _resample_32_taps(x: _F, start: _D, step: _D, n_out: int, table: _F, phases: int,
+                      half: int, taps: int) -> _F:
+    return _resample(x, start, step, n_out, table, phases, half, 32, taps)
+
+
+# by group width: the engine's taps as a constant, or any taps
+_LOOPS = {16: _resample_16, 32: _resample_32}
+_LOOPS_ANY_TAPS = {16: _resample_16_taps, 32: _resample_32_taps}
 
 
 def compile_loops(n_channels: int = 1) -> None:
@@ -374,8 +413,10 @@ def compile_loops(n_channels: int = 1) -> None:
     engine resamples (single precision) at once."""
     for c0 in range(0, n_channels, _GROUP):
         width = -(-min(_GROUP, n_channels - c0) // _LANES) * _LANES
-        _resampler(width, TAPS)(np.zeros((TAPS + 8, width), dtype=np.float32), np.ones(1),
-                                np.ones(1), 1, np.ones((2, TAPS), dtype=np.float32), 1, 1)
+        _LOOPS[width](
+            np.zeros((TAPS + 8, width), dtype=np.float32), np.ones(1), np.ones(1), 1,
+            np.ones((2, TAPS), dtype=np.float32), 1, 1,
+        )
     for cplx in (np.complex128, np.complex64):
         spectra = np.ones((1, 2, 1), dtype=cplx)
         _equalize(spectra, np.empty((1, 2, 1), dtype=np.complex128), np.ones(1), np.ones(3), 0.25)

@@ -29,7 +29,7 @@ from collector.dsp.records import _derive
 from collector.dsp.resample import (
     InterpolationKernel,
     _equalize,
-    _resampler,
+    _resample_16,
     equalize_spectra,
     interpolation_kernel,
     resample_windows,
@@ -44,7 +44,7 @@ from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
 KERNEL = interpolation_kernel()
 LOOPS: dict[str, Dispatcher] = {
-    "resample": _resampler(16, KERNEL.taps),
+    "resample": _resample_16,
     "equalise": _equalize,
     "harmonic groups": _group_rms,
     "groups from the FFT": _groups_from_raw,
