@@ -369,9 +369,9 @@ def _resample(
 
 # One entry point per group width (a multiple of _LANES up to _GROUP), with the
 # engine's taps as a constant, and one per width for any other kernel (tests) with
-# the taps at run time. Separate functions, not closures made
-# per width: numba could not load two cached closures of one function into one
-# process (the second's environment was missing: "'descr' is NULL" on return).
+# the taps at run time. Separate functions, not closures made per width: numba could
+# not load two cached closures of one function into one process (the second's
+# environment was missing: "'descr' is NULL" on return).
 
 
 _F = NDArray[np.floating]
