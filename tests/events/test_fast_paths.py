@@ -187,11 +187,15 @@ def _levels(rng: np.random.Generator, n: int) -> np.ndarray:
     return u
 
 
-@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), [
+# dips (any phase, all phases) and swells, each with its enter and leave levels
+_TRACKER_CASES = [
     (Direction.BELOW, Rule.ANY_BEGINS, 90.0, 92.0),
     (Direction.BELOW, Rule.ALL_BEGIN, 5.0, 7.0),
     (Direction.ABOVE, Rule.ANY_BEGINS, 101.5, 100.5),
-])
+]
+
+
+@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), _TRACKER_CASES)
 def test_skipping_a_quiet_tracker_changes_nothing(
     direction: Direction, rule: Rule, enter: float, leave: float
 ) -> None:
@@ -274,11 +278,7 @@ def test_an_overcurrent_detector_skipping_quiet_values_gives_the_same_events() -
     assert [repr(w) for w in want] == [repr(g) for g in got]
 
 
-@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), [
-    (Direction.BELOW, Rule.ANY_BEGINS, 90.0, 92.0),
-    (Direction.BELOW, Rule.ALL_BEGIN, 5.0, 7.0),
-    (Direction.ABOVE, Rule.ANY_BEGINS, 101.5, 100.5),
-])
+@pytest.mark.parametrize(("direction", "rule", "enter", "leave"), _TRACKER_CASES)
 def test_coasting_over_values_that_change_no_state_changes_nothing(
     direction: Direction, rule: Rule, enter: float, leave: float
 ) -> None:
