@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.model import NS_PER_S, as_float_rows
+from collector.model import NS_PER_S, as_float_rows, column_slice_of
 
 # Samples of history kept beyond one cycle, in cycles: lets the caller's frequency
 # fall to half its previous value between calls without shortening a window.
@@ -64,21 +64,51 @@ def _sum(values: NDArray[np.float64]) -> float:
     return total
 
 
+@numba.njit(cache=True, fastmath={"reassoc", "nsz"})
+def _sum_of_squares(values: NDArray[np.float64]) -> float:
+    """Sum of the squares, in any order (vectorised); each square is the IEEE
+    product ``v * v`` (no fused multiply-add), as ``np.multiply`` gives it."""
+    total = 0.0
+    for i in range(values.size):  # (indexed: an iterator is not vectorised)
+        v = values[i]
+        total += v * v
+    return total
+
+
+@numba.njit(inline="always")
+def _y(tail: NDArray[np.float64], x: NDArray[np.float64], offset: int, j: int) -> float:
+    """Sample ``j`` of the squared signal: of ``tail``, then the squares of ``x`` from
+    column ``offset`` on."""
+    m = tail.shape[0]
+    if j < m:
+        return float(tail[j])
+    v = x[offset + j - m]
+    return float(v * v)
+
+
 @numba.njit(cache=True)
 def _one_cycle_rms(
-    y: NDArray[np.float64],
+    tail: NDArray[np.float64],
+    x: NDArray[np.float64],
+    offset: int,
+    n: int,
     next_end: float,
     step: float,
     n_per_cycle: float,
     values: NDArray[np.float64],
     t0_ns: int,
-    m_tail: int,
+    t0_column: int,
     ns_per_sample: float,
     times_ns: NDArray[np.int64],
 ) -> None:
-    """RMS of the piecewise-linear interpolant of ``y`` (squares) over the windows
-    ending at ``next_end + step * k`` and one cycle long (fractional sample positions),
-    into ``values`` (n_rows, k); their end times into ``times_ns`` (k,).
+    """RMS of the piecewise-linear interpolant of the squared signal ``y`` over the
+    windows ending at ``next_end + step * k`` and one cycle long (fractional sample
+    positions), into ``values`` (n_rows, k); their end times into ``times_ns`` (k,).
+
+    ``y`` is ``tail`` (squares retained from earlier calls) followed by the squares of
+    ``x[:, offset:offset + n]`` (this call's samples, C-ordered rows read in place):
+    the squares of a block are formed as the windows sum them, never stored.
+    ``t0_ns`` is the time of column ``t0_column`` of ``y``.
 
     Positions and times use the same IEEE operations as numpy would (no fast-math
     here): the integral from sample j to position j + u, trapezoid rule on the
@@ -86,7 +116,8 @@ def _one_cycle_rms(
     samples), is (0.5 + u - 0.5*u^2)*y[j] + 0.5*u^2*y[j+1]; at the start it is
     subtracted.
     """
-    last_j = y.shape[1] - 2
+    m_tail = tail.shape[1]
+    last_j = m_tail + n - 2
     for k in range(values.shape[1]):
         end = next_end + step * k
         # After a large frequency drop the retained tail may be shorter than one new
@@ -101,19 +132,30 @@ def _one_cycle_rms(
         w_s = 0.5 + u_s - h_s
         w_e = 0.5 + u_e - h_e
         length = end - start
-        times_ns[k] = t0_ns + np.int64(np.rint((end - m_tail) * ns_per_sample))
-        for r in range(y.shape[0]):
-            row = y[r]
-            edge = ((-w_s * row[j_s] + w_e * row[j_e]) - h_s * row[j_s + 1]) + h_e * row[j_e + 1]
-            mean_square = (_sum(row[j_s:j_e]) + edge) / length
+        times_ns[k] = t0_ns + np.int64(np.rint((end - t0_column) * ns_per_sample))
+        # the whole samples j_s .. j_e - 1: those of the tail, then those of x
+        split = min(max(j_s, m_tail), j_e)
+        for r in range(tail.shape[0]):
+            t_row = tail[r]
+            x_row = x[r]
+            whole = 0.0
+            if j_s < split:
+                whole = _sum(t_row[j_s:split])
+            if split < j_e:
+                whole += _sum_of_squares(x_row[offset + split - m_tail : offset + j_e - m_tail])
+            edge = (
+                (-w_s * _y(t_row, x_row, offset, j_s) + w_e * _y(t_row, x_row, offset, j_e))
+                - h_s * _y(t_row, x_row, offset, j_s + 1)
+            ) + h_e * _y(t_row, x_row, offset, j_e + 1)
+            mean_square = (whole + edge) / length
             values[r, k] = math.sqrt(max(mean_square, 0.0))
 
 
 def compile_loops() -> None:
     """Compile this module's numba loop now, or load it from numba's cache: at
     start-up rather than at the first block (a fraction of a second)."""
-    _one_cycle_rms(np.zeros((1, 4)), 2.0, 1.0, 2.0, np.empty((1, 1)), 0, 0, 1.0,
-                   np.empty(1, dtype=np.int64))
+    _one_cycle_rms(np.zeros((1, 2)), np.zeros((1, 4)), 0, 4, 2.0, 1.0, 2.0,
+                   np.empty((1, 1)), 0, 2, 1.0, np.empty(1, dtype=np.int64))
 
 
 def half_cycle_rms(
@@ -166,43 +208,41 @@ def half_cycle_rms(
         raise ValueError(f"f_hz: must be in (0, fs_hz/2 = {fs_hz / 2}), got {f_hz}")
     n_per_cycle = fs_hz / f_hz
     n_ch = x.shape[0]
+    if state is not None and state.tail_sq.shape[0] != n_ch:
+        raise ValueError(f"x: state has {state.tail_sq.shape[0]} channels, got {n_ch} rows")
     if has_nan is None:
         has_nan = bool(np.isnan(x).any())
-    if state is None:
-        y = x * x
-        next_end = n_per_cycle
-        m_tail = 0
-        tail_nan = None
-    else:
-        if state.tail_sq.shape[0] != n_ch:
-            raise ValueError(
-                f"x: state has {state.tail_sq.shape[0]} channels, got {n_ch} rows"
-            )
-        m_tail = state.tail_sq.shape[1]
+    next_end = n_per_cycle if state is None else state.next_end
+    tail = np.zeros((n_ch, 0)) if state is None else state.tail_sq
+    m_tail = tail.shape[1]
+    tail_nan = None if state is None or not state.has_nan else state.tail_nan
+    is_nan = None
+    if has_nan or tail_nan is not None:
+        # NaN bookkeeping only while a missing sample is within reach of a window:
+        # the squares with missing ones as 0, and where they were
         y = np.empty((n_ch, m_tail + x.shape[1]))
-        y[:, :m_tail] = state.tail_sq
+        y[:, :m_tail] = tail
         np.multiply(x, x, out=y[:, m_tail:])
-        next_end = state.next_end
-        tail_nan = state.tail_nan if state.has_nan else None
-    nan_new = None
-    if has_nan:
         nan_new = np.isnan(x)
         y[:, m_tail:][nan_new] = 0.0
-    # NaN bookkeeping only while a missing sample is within reach of a window
-    is_nan = None
-    if nan_new is not None or tail_nan is not None:
         is_nan = np.concatenate((
             tail_nan if tail_nan is not None else np.zeros((n_ch, m_tail), dtype=bool),
-            nan_new if nan_new is not None else np.zeros(x.shape, dtype=bool),
+            nan_new,
         ), axis=1)
-    last = y.shape[1] - 1  # windows may end at most on the last sample
+        tail, rows, offset = y, np.zeros((n_ch, 0)), 0
+    else:
+        # the common case: the loop squares the block's samples where they lie
+        found = column_slice_of(x)
+        rows, offset = found if found is not None else (np.ascontiguousarray(x), 0)
+    n_new = 0 if is_nan is not None else x.shape[1]  # samples the loop squares itself
+    last = m_tail + x.shape[1] - 1  # windows may end at most on the last sample
     step = 0.5 * n_per_cycle
     k = math.floor((last - next_end) / step) + 1 if last >= next_end and last >= 1 else 0
     if k > 0:
         values = np.empty((n_ch, k))
         times_ns = np.empty(k, dtype=np.int64)
-        _one_cycle_rms(y, next_end, step, n_per_cycle, values, t0_ns, m_tail,
-                       NS_PER_S / fs_hz, times_ns)
+        _one_cycle_rms(tail, rows, offset, n_new, next_end, step, n_per_cycle, values,
+                       t0_ns, m_tail, NS_PER_S / fs_hz, times_ns)
         if is_nan is not None:
             # A window touches the samples from floor(start) to ceil(end).
             ends = next_end + step * np.arange(k)
@@ -223,9 +263,14 @@ def half_cycle_rms(
         kept_nan = is_nan[:, cut:]
         kept_has_nan = bool(kept_nan.any())
     if not kept_has_nan:
-        kept_nan = np.zeros((n_ch, y.shape[1] - cut), dtype=bool)
-    # y is this call's own array: the tail may be a view of it
+        kept_nan = np.zeros((n_ch, last + 1 - cut), dtype=bool)
+    if n_new:
+        # the retained squares: of the old tail, then of this block
+        squares = x[:, max(cut - m_tail, 0) :] ** 2
+        kept = squares if cut >= m_tail else np.concatenate((tail[:, cut:], squares), axis=1)
+    else:
+        kept = tail[:, cut:]  # this call's own array (or the old tail): may be a view
     new_state = HalfCycleRmsState(
-        tail_sq=y[:, cut:], tail_nan=kept_nan, next_end=next_end - cut, has_nan=kept_has_nan
+        tail_sq=kept, tail_nan=kept_nan, next_end=next_end - cut, has_nan=kept_has_nan
     )
     return values, times_ns, new_state
