@@ -224,6 +224,10 @@ class MetricsEngine:
         # that completes no batch costs an append, not a new stream object.
         self._pending: list[NDArray[np.float64]] = []
         self._pending_samples = 0
+        # known to miss no sample (a batch then does not look): the pending blocks,
+        # and the stream's buffer
+        self._pending_clean = True
+        self._buffer_clean = True
         self._due: float | None = None  # cache of _aggregate_due until the next batch
         self._caps = capabilities
         f_nom = float(nominal_frequency_hz or capabilities.nominal_frequency_hz)
@@ -367,7 +371,13 @@ class MetricsEngine:
         """Highest harmonic order of the current stream (None before the first block)."""
         return None if self._stream is None else self._stream.config.interval.harmonic_orders
 
-    def process(self, block: Block, disturbed: Sequence[tuple[int, int]] = ()) -> list[Metrics]:
+    def process(
+        self,
+        block: Block,
+        disturbed: Sequence[tuple[int, int]] = (),
+        *,
+        has_nan: bool | None = None,
+    ) -> list[Metrics]:
         """Consume one block; return the metrics of every interval completed in it.
 
         With ``batch_s > 0``, intervals are returned with the block that
@@ -381,6 +391,9 @@ class MetricsEngine:
             [start_ns, end_ns) ranges in which an event detector saw a dip,
             swell or interruption; intervals overlapping any range given so
             far are flagged.
+        has_nan : bool | None
+            Whether the block misses a sample, when the caller knows (the
+            pipeline does); None to look in each batch.
         """
         n_ch = len(self._caps.channels)
         if block.samples.ndim != 2 or block.samples.shape[0] != n_ch:
@@ -411,6 +424,7 @@ class MetricsEngine:
         samples = np.asarray(block.samples, dtype=np.float64)
         self._pending.append(samples)
         self._pending_samples += samples.shape[1]
+        self._pending_clean = self._pending_clean and has_nan is False
         out.extend(self._advance(force=False))
         self._prune_disturbed()
         return out
@@ -437,9 +451,13 @@ class MetricsEngine:
         if self._pending:
             parts = [stream.buffer, *self._pending] if stream.buffer.size else self._pending
             joined = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            self._buffer_clean = self._pending_clean and (
+                self._buffer_clean or not stream.buffer.size
+            )
             stream = replace(stream, buffer=joined)
             self._pending = []
             self._pending_samples = 0
+            self._pending_clean = True
         new = stream.buffer[:, stream.detected - stream.origin :]
         crossing = stream.crossing
         found = np.empty(0)
@@ -521,6 +539,7 @@ class MetricsEngine:
         # (a forced _advance has consumed them; empty blocks may be left)
         self._pending = []
         self._pending_samples = 0
+        self._pending_clean = self._buffer_clean = True  # nothing is held
         self._due = None
         self._window_samples = None  # the next stream may run at another rate
         return self._emit_aggregates(done, self._cycles_name)
@@ -533,7 +552,8 @@ class MetricsEngine:
         lo = math.floor(windows.start[0]) - taps // 2 - 1
         hi = math.floor(windows.end[-1]) + taps // 2 + 2
         x = stream.buffer[:, lo - stream.origin : hi - stream.origin]
-        m = measure_channels(x, windows.start - lo, windows.end - lo, cfg)
+        has_nan = False if self._buffer_clean else None  # None: look
+        m = measure_channels(x, windows.start - lo, windows.end - lo, cfg, has_nan=has_nan)
         self._window_samples = float(windows.end[-1] - windows.start[-1])
         values, self._import_wh, self._export_wh = interval_values(
             m, windows.locked, self._topo, cfg, self._import_wh, self._export_wh

@@ -215,7 +215,7 @@ class Pipeline:
             (held[0], None) if len(held) == 1 else _join(held, self._events.frame_room)
         )
         batch = self._events.process(block, f_hz=self._f_hz, has_nan=has_nan)
-        metrics = self._metrics.process(block, batch.disturbed)
+        metrics = self._metrics.process(block, batch.disturbed, has_nan=has_nan)
         self._f_hz = self._metrics.frequency_hz
         if self._capture is not None:
             self._capture.feed(block, batch.started, batch.events)

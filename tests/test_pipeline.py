@@ -147,17 +147,19 @@ def test_process_s_must_not_be_negative(tmp_path: Path) -> None:
 
 
 def test_missing_samples_in_held_blocks_are_found_as_in_each_block(tmp_path: Path) -> None:
-    # the join looks for missing samples while it copies: a NaN run in one held
-    # block must reach the event engine as it does block by block
+    # the join looks for missing samples while it copies and tells both engines: a
+    # NaN run in one held block must reach them as it does block by block, and a
+    # batch of the metrics engine without one is not looked at again
     source = _source(tmp_path)
     blocks = []
     for k, b in enumerate(source.blocks()):
-        if k == 22:  # 2.2-2.3 s: 40 ms of one current channel missing
+        if k in (22, 29):  # 40 ms of one current channel missing at 2.2 s and 2.9 s
             samples = b.samples.copy()
             samples[5, 100:356] = np.nan
             b = replace(b, samples=samples)
         blocks.append(b)
     found = {}
+    records = {}
     for process_s in (0.0, 1.0):
         pipeline = _pipeline(source, process_s)
         steps = [pipeline.process(b) for b in blocks] + [pipeline.finish()]
@@ -166,14 +168,30 @@ def test_missing_samples_in_held_blocks_are_found_as_in_each_block(tmp_path: Pat
             for s in steps for e in s.events
             if e.type is EventType.SENSOR_FAULT and e.details.get("fault") == "missing_samples"
         ]
+        records[process_s] = sorted(
+            ((m.time_ns, m.channel, m.phase, m.fields.get("missing_samples"))
+             for s in steps for m in s.metrics if m.interval == "basic"),
+            key=lambda r: (r[0], r[1], r[2] or ""),
+        )
     channel = source.capabilities.channels[5].id
     t0 = blocks[0].t0_ns
-    assert len(found[0.0]) == 1
+    assert len(found[0.0]) == 2
     assert found[1.0] == found[0.0]
-    start_ns, duration_s, got_channel = found[0.0][0]
-    assert got_channel == channel
-    assert (start_ns - t0) / 1e9 == pytest.approx(2.2 + 100 / 6400, abs=1e-6)
-    assert duration_s == pytest.approx(256 / 6400, abs=1e-6)
+    for (start_ns, duration_s, got_channel), at_s in zip(found[0.0], (2.2, 2.9), strict=True):
+        assert got_channel == channel
+        assert (start_ns - t0) / 1e9 == pytest.approx(at_s + 100 / 6400, abs=1e-6)
+        assert duration_s == pytest.approx(256 / 6400, abs=1e-6)
+    # the basic intervals that hold the runs count their 256 samples, and only they
+    assert records[1.0] == records[0.0]
+    # (of the three-phase EV charger: its phase C and its total)
+    info = source.capabilities.channels[5]
+    missing = [(t, circuit, phase, n) for t, circuit, phase, n in records[1.0] if n]
+    assert {(circuit, phase) for _, circuit, phase, _ in missing} == {
+        (info.circuit, info.phase.value), (info.circuit, "ABC")}
+    for phase in (info.phase.value, "ABC"):
+        counts = {round((t - t0) / 1e8): n for t, _, p, n in missing if p == phase}
+        # 2.2-2.24 s in the interval from 2.12 s; 2.9-2.94 s across the boundary at 2.92 s
+        assert counts == {21: 256, 27: 30, 29: 226}
 
 
 # Run in a fresh interpreter so that no other test's threads are counted. Prints the

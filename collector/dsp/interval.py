@@ -131,6 +131,8 @@ def measure_channels(
     start: NDArray[np.float64],
     end: NDArray[np.float64],
     cfg: IntervalConfig,
+    *,
+    has_nan: bool | None = None,
 ) -> ChannelMeasurements:
     """Measure consecutive windows of every channel.
 
@@ -142,11 +144,13 @@ def measure_channels(
     start, end : NDArray[np.float64]
         Window boundaries [samples relative to ``x[:, 0]``, fractional], (W,).
     cfg : IntervalConfig
+    has_nan : bool | None
+        False when the caller knows ``x`` misses no sample: then it is not looked at.
     """
     kernel = cfg.kernel
     n_w = start.size
-    nan = np.isnan(x)
-    if nan.any():
+    nan = None if has_nan is False else np.isnan(x)
+    if nan is not None and nan.any():
         missing, invalid = invalid_windows(nan, start, end, cfg.max_gap, reach=kernel.taps // 2)
         x = fill_gaps(x, nan)
     else:
