@@ -19,6 +19,7 @@ Such windows are reported as not locked: their frequency is unknown.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -105,8 +106,8 @@ class Windows:
 
 
 def _locked_end(
-    boundary: float, crossings: NDArray[np.float64], horizon: float, config: FramingConfig
-) -> tuple[float | None, bool, NDArray[np.float64]]:
+    boundary: float, crossings: list[float], horizon: float, config: FramingConfig
+) -> tuple[float | None, bool, list[float]]:
     """End of a locked window, or (None, decided, crossings) when there is none.
 
     ``decided`` is True when the sequence has certainly failed (fall back) and
@@ -119,7 +120,7 @@ def _locked_end(
     dropped = False
     # plain locals: this loop runs for every crossing of every window
     min_period, max_period, cycles = config.min_period, config.max_period, config.cycles
-    for c in crossings.tolist():
+    for c in crossings:
         period = c - prev
         if period < min_period:
             dropped = True
@@ -135,8 +136,9 @@ def _locked_end(
             break
     remaining = crossings
     if dropped:
-        remaining = crossings[np.isin(crossings, kept) | (crossings > prev)]
-    if len(kept) == config.cycles:
+        # the kept ones and all after the last of them (the list ascends)
+        remaining = kept + crossings[bisect.bisect_right(crossings, prev) :]
+    if len(kept) == cycles:
         return kept[-1], True, remaining
     if horizon - prev > max_period:
         return None, True, remaining
@@ -154,7 +156,7 @@ def frame_windows(
     Parameters
     ----------
     new_crossings : NDArray[np.float64]
-        Crossings found in the latest block [samples since restart].
+        Crossings found in the latest block [samples since restart], ascending.
     horizon : float
         Position of the last sample seen [samples]; every crossing before it
         is known.
@@ -169,22 +171,26 @@ def frame_windows(
         their end.
     state : FramingState
     """
-    crossings = np.concatenate([state.crossings, np.asarray(new_crossings, dtype=np.float64)])
+    # a list: a window looks at a few of the crossings, and numpy's per-call cost
+    # on a few dozen values is what this loop would spend
+    crossings: list[float] = state.crossings.tolist()
+    crossings += np.asarray(new_crossings, dtype=np.float64).tolist()
     boundary, locked = state.boundary, state.locked
     starts: list[float] = []
     ends: list[float] = []
     locks: list[bool] = []
     nominal = config.cycles * config.period_samples
+    half_period = 0.5 * config.period_samples
     while True:
         if boundary is None:
-            ok = crossings[crossings >= config.first_start]
-            if ok.size:
-                boundary, locked = float(ok[0]), True
+            at = bisect.bisect_left(crossings, config.first_start)
+            if at < len(crossings):
+                boundary, locked = crossings[at], True
             elif horizon >= config.first_start + config.max_period:
                 boundary, locked = config.first_start, False
             else:
                 break
-            crossings = crossings[crossings > boundary]
+            crossings = crossings[bisect.bisect_right(crossings, boundary) :]
             continue
         end: float | None = None
         if locked:
@@ -198,11 +204,13 @@ def frame_windows(
             window_locked = True
         else:
             target = boundary + nominal
-            if target + max(0.5 * config.period_samples, config.margin_samples) > horizon:
+            if target + max(half_period, config.margin_samples) > horizon:
                 break
-            near = crossings[np.abs(crossings - target) <= 0.5 * config.period_samples]
-            if near.size:
-                end = float(near[np.argmin(np.abs(near - target))])
+            # the crossing nearest the target within half a period (the first of
+            # two as near)
+            near = [c for c in crossings if abs(c - target) <= half_period]
+            if near:
+                end = min(near, key=lambda c: abs(c - target))
                 next_locked = True
             else:
                 end = target
@@ -212,13 +220,14 @@ def frame_windows(
         ends.append(end)
         locks.append(window_locked)
         boundary, locked = end, next_locked
-        crossings = crossings[crossings > boundary + 1e-9]
+        crossings = crossings[bisect.bisect_right(crossings, boundary + 1e-9) :]
     windows = Windows(
         start=np.asarray(starts, dtype=np.float64),
         end=np.asarray(ends, dtype=np.float64),
         locked=np.asarray(locks, dtype=np.bool_),
     )
-    return windows, FramingState(boundary=boundary, locked=locked, crossings=crossings)
+    rest = np.asarray(crossings, dtype=np.float64)
+    return windows, FramingState(boundary=boundary, locked=locked, crossings=rest)
 
 
 def framing_config(
