@@ -68,6 +68,30 @@ def test_chunked_equals_whole() -> None:
     np.testing.assert_allclose(chunk_t, whole_t, atol=1)  # chunk t0 rounding: < 1 ns
 
 
+@pytest.mark.parametrize("layout", ["read-only view", "every other sample", "column slice"])
+def test_blocks_in_any_layout_give_the_values_of_a_whole_array(layout: str) -> None:
+    # the loop reads a block's rows in place when they lie in a writeable C-ordered
+    # array, and a copy otherwise: the values must not depend on which
+    fs, f = 6400.0, 50.0
+    x = _three_phase(fs, f, 1.0)
+    whole_v, whole_t, _ = half_cycle_rms(x, T0_NS, fs, f)
+    if layout == "read-only view":
+        held = x.copy()
+        held.setflags(write=False)
+    elif layout == "every other sample":
+        held = np.repeat(x, 2, axis=1)[:, ::2]
+    else:
+        held = np.concatenate([np.zeros((3, 100)), x, np.zeros((3, 100))], axis=1)[:, 100:-100]
+    parts_v, parts_t, state = [], [], None
+    for a in range(0, x.shape[1], 1600):
+        v, t, state = half_cycle_rms(held[:, a:a + 1600], T0_NS + a * 156_250, fs, f, state,
+                                     has_nan=False)
+        parts_v.append(v)
+        parts_t.append(t)
+    np.testing.assert_allclose(np.concatenate(parts_v, axis=1), whole_v, rtol=1e-12)
+    np.testing.assert_array_equal(np.concatenate(parts_t), whole_t)
+
+
 def test_missing_samples_make_only_the_windows_that_touch_them_nan() -> None:
     fs, f = 4000.0, 50.0  # 80 samples per cycle, windows every 40 samples
     x = _three_phase(fs, f, 0.5)
