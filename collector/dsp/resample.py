@@ -307,8 +307,9 @@ def resample_windows(
     for c0 in range(0, n_ch, _GROUP):
         part = x[:, c0 : c0 + _GROUP]
         k = part.shape[1]
-        padded = np.zeros((x.shape[0], -(-k // _LANES) * _LANES), dtype=dtype)
+        padded = _aligned_empty((x.shape[0], -(-k // _LANES) * _LANES), dtype)
         padded[:, :k] = part
+        padded[:, k:] = 0.0
         args = (padded, start, step, n_out, table, kernel.phases, kernel.half)
         if kernel.taps == TAPS:
             group = _LOOPS[padded.shape[1]](*args)
@@ -321,6 +322,16 @@ def resample_windows(
         out[:, :, c0 : c0 + k] = group[:, :, :k]
     assert out is not None
     return out
+
+
+def _aligned_empty(shape: tuple[int, int], dtype: type[np.floating]) -> NDArray[np.floating]:
+    """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line): a row
+    of 16 singles is then one line, where numpy's 16-byte alignment splits every
+    other load of the resampling loop across two (10 % slower)."""
+    size = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    raw = np.empty(size + 64, dtype=np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip : skip + size].view(dtype).reshape(shape)
 
 
 @numba.njit(inline="always")
