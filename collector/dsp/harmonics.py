@@ -134,10 +134,10 @@ def groups_from_raw_spectra(
 ) -> tuple[NDArray[np.float64], NDArray[np.complex128]]:
     """Harmonic groups and fundamental phasors straight from unequalised spectra.
 
-    The same values as :func:`harmonic_groups_rms` and :func:`fundamental_phasor`
-    of ``equalize_spectra(raw, window_samples, kernel)``, in one compiled pass
-    that equalises only the lines the groups use and writes no equalised
-    spectra: for a caller that needs nothing else from them.
+    The values of :func:`harmonic_groups_rms` and :func:`fundamental_phasor` of
+    ``equalize_spectra(raw, window_samples, kernel)`` (the groups to the last bits),
+    in one compiled pass that equalises only the lines the groups use and writes no
+    equalised spectra: for a caller that needs nothing else from them.
 
     Parameters
     ----------

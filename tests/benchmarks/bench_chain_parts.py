@@ -6,6 +6,9 @@ benchmark shape, 60 s of it):
 
 - the metrics engine's CPU time split by step (each step's function is wrapped
   with ``time.process_time``; the wrappers add a little);
+- the same for steps of both engines inside the whole chain at the collector's
+  settings (0.1-s source blocks held to 1 s): what a step costs among the others,
+  where the cache holds what the steps before it left (``--part chain``);
 - the floor: the numeric primitives Class A measurement needs for that signal,
   timed alone on random samples (resampling 75 windows of 15 channels through the
   22-tap interpolator and their FFTs, both in single precision as the engine does
@@ -30,7 +33,9 @@ import scipy.fft
 
 import collector.dsp.aggregation as agg
 import collector.dsp.interval as interval
+import collector.events.engine as event_engine_module
 import collector.metrics_engine as engine_module
+import collector.pipeline as pipeline_module
 from collector.assembly import RunSettings, build_pipeline
 from collector.dsp.resample import interpolation_kernel, resample_windows
 from collector.sources.simulated import SimulatedSource
@@ -52,6 +57,49 @@ def _wrap(module: Any, name: str) -> None:
             _spent[name] = _spent.get(name, 0.0) + time.process_time() - t0
 
     setattr(module, name, timed)
+
+
+# (module, function) timed inside the whole chain; each is looked up through the
+# module that calls it
+_CHAIN_STEPS = (
+    (pipeline_module, "_join"),
+    (event_engine_module, "half_cycle_rms"),
+    (engine_module, "positive_crossings"),
+    (engine_module, "frame_windows"),
+    (engine_module, "measure_channels"),
+    (interval, "window_peaks"),
+    (interval, "resample_windows"),
+    (interval, "groups_from_raw_spectra"),
+    (engine_module, "interval_values"),
+    (agg, "_fold"),
+    (engine_module, "to_metrics"),
+)
+
+
+def chain_steps() -> None:
+    for module, name in _CHAIN_STEPS:
+        _wrap(module, name)
+    panel = fifteen_channel_panel()
+    source = SimulatedSource(panel, seed=7, duration_s=SECONDS, block_duration_s=0.1)
+    blocks = list(source.blocks())
+    settings = RunSettings(
+        nominal_voltage_v=230.0,
+        circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
+    )
+    warm = build_pipeline(source.capabilities, settings, [])
+    for block in blocks[:100]:
+        warm.process(block)
+    pipeline = build_pipeline(source.capabilities, settings, [])
+    _spent.clear()
+    t0 = time.process_time()
+    for block in blocks:
+        pipeline.process(block)
+    total = time.process_time() - t0
+    print(f"whole chain, 0.1-s blocks held to 1 s: {total / SECONDS * 1e3:.2f} ms per s of "
+          f"signal ({SECONDS / total:.0f}x real time, with the timers); steps inside it "
+          f"(measure_channels includes the next three, _fold is the aggregation's):")
+    for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:24s} {spent / SECONDS * 1e3:6.3f} ms/s")
 
 
 def metrics_steps(block_s: float) -> None:
@@ -129,12 +177,14 @@ def main() -> None:
         part, block_s = sys.argv[2], float(sys.argv[3])
         if part == "floor":
             floor()
+        elif part == "chain":
+            chain_steps()
         else:
             metrics_steps(block_s)
         return
     block_s = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    for part in ("metrics", "floor"):
+    for part in ("metrics", "chain", "floor"):
         subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_chain_parts", "--part",
                         part, str(block_s)], check=True)
 
