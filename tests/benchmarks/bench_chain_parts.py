@@ -38,6 +38,7 @@ import collector.metrics_engine as engine_module
 import collector.pipeline as pipeline_module
 from collector.assembly import RunSettings, build_pipeline
 from collector.dsp.resample import interpolation_kernel, resample_windows
+from collector.model import Block
 from collector.sources.simulated import SimulatedSource
 from tests.benchmarks.bench_simulated import fifteen_channel_panel
 
@@ -76,16 +77,29 @@ _CHAIN_STEPS = (
 )
 
 
-def chain_steps() -> None:
-    for module, name in _CHAIN_STEPS:
-        _wrap(module, name)
+def _panel(block_s: float) -> tuple[SimulatedSource, list[Block], RunSettings]:
     panel = fifteen_channel_panel()
-    source = SimulatedSource(panel, seed=7, duration_s=SECONDS, block_duration_s=0.1)
-    blocks = list(source.blocks())
+    source = SimulatedSource(panel, seed=7, duration_s=SECONDS, block_duration_s=block_s)
     settings = RunSettings(
         nominal_voltage_v=230.0,
         circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
     )
+    return source, list(source.blocks()), settings
+
+
+def _print_steps(total: float, heading: str) -> None:
+    print(f"{heading}: {total / SECONDS * 1e3:.2f} ms per s of signal "
+          f"({SECONDS / total:.0f}x real time, with the timers); steps (measure_channels "
+          f"includes resample_windows, groups_from_raw_spectra and window_peaks; _fold is "
+          f"the aggregation's):")
+    for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:24s} {spent / SECONDS * 1e3:6.3f} ms/s")
+
+
+def chain_steps() -> None:
+    for module, name in _CHAIN_STEPS:
+        _wrap(module, name)
+    source, blocks, settings = _panel(0.1)
     warm = build_pipeline(source.capabilities, settings, [])
     for block in blocks[:100]:
         warm.process(block)
@@ -94,30 +108,14 @@ def chain_steps() -> None:
     t0 = time.process_time()
     for block in blocks:
         pipeline.process(block)
-    total = time.process_time() - t0
-    print(f"whole chain, 0.1-s blocks held to 1 s: {total / SECONDS * 1e3:.2f} ms per s of "
-          f"signal ({SECONDS / total:.0f}x real time, with the timers); steps inside it "
-          f"(measure_channels includes the next three, _fold is the aggregation's):")
-    for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:24s} {spent / SECONDS * 1e3:6.3f} ms/s")
+    _print_steps(time.process_time() - t0, "whole chain, 0.1-s blocks held to 1 s")
 
 
 def metrics_steps(block_s: float) -> None:
-    for name in ("measure_channels", "interval_values", "positive_crossings",
-                 "frame_windows", "to_metrics"):
-        _wrap(engine_module, name)
-    for name in ("resample_windows", "equalize_spectra", "harmonic_groups_rms",
-                 "window_peaks", "window_mean"):
-        _wrap(interval, name)
-    for name in ("aggregate_cycles", "aggregate_clock"):
-        _wrap(agg, name)
-    panel = fifteen_channel_panel()
-    source = SimulatedSource(panel, seed=7, duration_s=SECONDS, block_duration_s=block_s)
-    blocks = list(source.blocks())
-    settings = RunSettings(
-        nominal_voltage_v=230.0,
-        circuit_ratings_a={c.id: c.breaker_rating_a for c in panel.circuits},
-    )
+    for module, name in _CHAIN_STEPS:
+        if module is not pipeline_module and module is not event_engine_module:
+            _wrap(module, name)
+    source, blocks, settings = _panel(block_s)
     pipeline = build_pipeline(source.capabilities, settings, [])
     events, metrics = pipeline._events, pipeline._metrics
     disturbed = [events.process(b, 50.0).disturbed for b in blocks]
@@ -125,12 +123,7 @@ def metrics_steps(block_s: float) -> None:
     t0 = time.process_time()
     for block, ranges in zip(blocks, disturbed, strict=True):
         metrics.process(block, ranges)
-    total = time.process_time() - t0
-    print(f"metrics engine, {block_s:g}-s blocks: {total / SECONDS * 1e3:.2f} ms per s of "
-          f"signal ({SECONDS / total:.0f}x real time); steps (measure_channels includes "
-          f"the next five):")
-    for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:22s} {spent / SECONDS * 1e3:6.3f} ms/s")
+    _print_steps(time.process_time() - t0, f"metrics engine alone, {block_s:g}-s blocks")
 
 
 def _cost_ms(fn: Callable[[], object], repeat: int = 300) -> float:
