@@ -291,8 +291,9 @@ def _peaks(
             # separate passes, each of which the compiler can keep in registers:
             # NaN (only when there may be one), the count (vectorised), then the
             # largest |x| in four running maxima, independent chains that the
-            # processor overlaps (a maximum is not vectorised without fast-math,
-            # which would drop the NaN test). Twice as fast as one combined pass.
+            # processor overlaps (numba's compiler vectorises no floating-point
+            # maximum over a loop, not even with fast-math, which would also drop
+            # the NaN test). Twice as fast as one combined pass.
             nan = 0
             if may_have_nan:
                 for k in range(m):
