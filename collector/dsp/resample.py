@@ -40,6 +40,8 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from collector.model import column_slice_of
+
 # Highest frequency, as a fraction of the input sample rate, that is reported
 # (after equalisation); harmonic orders above it are not.
 PASSBAND_EDGE = 0.41
@@ -303,13 +305,19 @@ def resample_windows(
     # the compiled loop for a group has its width and the taps as constants
     n_ch = x.shape[1]
     table: NDArray[np.floating] = kernel.table if dtype is np.float64 else kernel.table_single
+    # the engine's x is the transpose of a column slice of its channel-major buffer:
+    # a compiled loop then lays the rows out time-major in single precision
+    rows = column_slice_of(x.T) if dtype is np.float32 else None
     out: NDArray[np.floating] | None = None
     for c0 in range(0, n_ch, _GROUP):
         part = x[:, c0 : c0 + _GROUP]
         k = part.shape[1]
         padded = _aligned_empty((x.shape[0], -(-k // _LANES) * _LANES), dtype)
-        padded[:, :k] = part
-        padded[:, k:] = 0.0
+        if rows is not None:
+            _TIME_MAJOR[padded.shape[1]](rows[0], c0, k, rows[1], padded)
+        else:
+            padded[:, :k] = part
+            padded[:, k:] = 0.0
         args = (padded, start, step, n_out, table, kernel.phases, kernel.half)
         if kernel.taps == TAPS:
             group = _LOOPS[padded.shape[1]](*args)
@@ -418,12 +426,36 @@ _LOOPS = {16: _resample_16, 32: _resample_32}
 _LOOPS_ANY_TAPS = {16: _resample_16_taps, 32: _resample_32_taps}
 
 
+@numba.njit(inline="always")
+def _time_major(src: _D, row0: int, k: int, offset: int, out: _F, width: int) -> None:
+    """``out[t, c] = src[row0 + c, offset + t]`` in single precision for the ``k``
+    rows, 0 in the other columns up to ``width``: numpy's transposing cast of the
+    same, 1.6x faster (the width a constant, the rows read in place)."""
+    for t in range(out.shape[0]):
+        for c in range(width):
+            out[t, c] = np.float32(src[row0 + c, offset + t]) if c < k else np.float32(0.0)
+
+
+@numba.njit(cache=True)
+def _time_major_16(src: _D, row0: int, k: int, offset: int, out: _F) -> None:
+    _time_major(src, row0, k, offset, out, 16)
+
+
+@numba.njit(cache=True)
+def _time_major_32(src: _D, row0: int, k: int, offset: int, out: _F) -> None:
+    _time_major(src, row0, k, offset, out, 32)
+
+
+_TIME_MAJOR = {16: _time_major_16, 32: _time_major_32}
+
+
 def compile_loops(n_channels: int = 1) -> None:
     """Compile this module's numba loops now, or load them from numba's cache: at
     start-up rather than at the first block. ``n_channels``: the channels that the
     engine resamples (single precision) at once."""
     for c0 in range(0, n_channels, _GROUP):
         width = -(-min(_GROUP, n_channels - c0) // _LANES) * _LANES
+        _TIME_MAJOR[width](np.zeros((1, 4)), 0, 1, 0, np.empty((4, width), dtype=np.float32))
         _LOOPS[width](
             np.zeros((TAPS + 8, width), dtype=np.float32), np.ones(1), np.ones(1), 1,
             np.ones((2, TAPS), dtype=np.float32), 1, 1,

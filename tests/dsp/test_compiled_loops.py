@@ -30,6 +30,7 @@ from collector.dsp.resample import (
     InterpolationKernel,
     _equalize,
     _resample_16,
+    _time_major_16,
     equalize_spectra,
     interpolation_kernel,
     resample_windows,
@@ -45,6 +46,7 @@ from tests.benchmarks.bench_simulated import fifteen_channel_panel
 KERNEL = interpolation_kernel()
 LOOPS: dict[str, Dispatcher] = {
     "resample": _resample_16,
+    "time-major layout": _time_major_16,
     "equalise": _equalize,
     "harmonic groups": _group_rms,
     "groups from the FFT": _groups_from_raw,

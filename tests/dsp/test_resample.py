@@ -77,3 +77,24 @@ def test_constant_is_reproduced_and_edges_are_checked() -> None:
         resample_windows(x, np.array([2.0]), np.array([150.0]), 64, KERNEL)
     with pytest.raises(ValueError, match="taps"):
         interpolation_kernel(taps=7)
+
+
+@pytest.mark.parametrize("n_channels", [15, 40])
+def test_rows_of_a_buffer_are_laid_out_as_a_time_major_copy_would_be(n_channels: int) -> None:
+    # the engine passes the transpose of a column slice of its channel-major buffer,
+    # which a compiled loop lays out time-major itself; 40 channels take two groups
+    # (32 and 16 wide, padded); the values must be those of a time-major copy
+    kernel = interpolation_kernel()
+    rng = np.random.default_rng(n_channels)
+    buffer = rng.normal(0.0, 300.0, (n_channels, 4000))
+    rows = buffer[:, 37:3990]
+    start = np.array([40.3, 1320.9, 2601.4])
+    end = start + 1280.6
+    got = resample_windows(rows.T, start, end, 1280, kernel, dtype=np.float32)
+    want = resample_windows(np.ascontiguousarray(rows.T), start, end, 1280, kernel,
+                            dtype=np.float32)
+    assert got.shape == (3, 1280, n_channels)
+    np.testing.assert_array_equal(got, want)
+    # and close to the double-precision result (single precision: ~1e-7 of the signal)
+    exact = resample_windows(rows.T, start, end, 1280, kernel)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-4 * 300.0)
