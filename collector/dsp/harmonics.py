@@ -224,7 +224,9 @@ def _groups_from_raw(
             centre = (n + 1) * cycles
             lo = centre - half
             hi = centre + half
-            inner[:] = power[lo + 1]
+            line_power = power[lo + 1]
+            for c in range(n_ch):  # (a loop: numba takes 2 s to compile inner[:] = ...)
+                inner[c] = line_power[c]
             for k in range(lo + 2, hi + 1):
                 line_power = power[k]
                 for c in range(n_ch):
