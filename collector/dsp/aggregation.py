@@ -223,10 +223,31 @@ class Contribution:
 
 
 def contribution(values: NDArray[np.float64], plan: AggregationPlan) -> Contribution:
-    """The running-sum terms of ``values`` (any leading shape, fields last)."""
-    ok = ~np.isnan(values)
-    v0 = np.where(ok, values, 0.0)
-    return Contribution(np.where(plan.rms, v0 * v0, v0), ok)
+    """The running-sum terms of ``values`` (any leading shape, fields last): NaN as 0,
+    squared in RMS columns; in one compiled pass (five numpy passes took 3x as long)."""
+    rows = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+    summand = np.empty(rows.shape)
+    valid = np.empty(rows.shape, dtype=np.bool_)
+    _contribution(rows, plan.rms, summand, valid)
+    return Contribution(summand.reshape(values.shape), valid.reshape(values.shape))
+
+
+@numba.njit(cache=True)
+def _contribution(
+    values: NDArray[np.float64],
+    rms: NDArray[np.bool_],
+    summand: NDArray[np.float64],
+    valid: NDArray[np.bool_],
+) -> None:
+    """``valid = ~isnan(values)``; ``summand`` the value (0 where NaN), squared where
+    ``rms`` (per column)."""
+    for i in range(values.shape[0]):
+        for f in range(values.shape[1]):
+            v = values[i, f]
+            ok = v == v
+            v0 = v if ok else 0.0
+            summand[i, f] = v0 * v0 if rms[f] else v0
+            valid[i, f] = ok
 
 
 def _terms(c: Constituent, plan: AggregationPlan) -> Contribution:
@@ -342,6 +363,8 @@ def compile_loops() -> None:
     start-up rather than at the first block."""
     one = np.zeros((1, 1))
     many = np.zeros((1, 1, 1))
+    flags = np.zeros((1, 1), dtype=np.bool_)
+    _contribution(one, flags[0], np.empty((1, 1)), flags.copy())
     _fold_arrays(
         one, np.zeros((1, 1), dtype=np.int64), one, one, one, many,
         np.ones((1, 1, 1), dtype=np.bool_), many, 0, 1,

@@ -16,7 +16,7 @@ from numba.core.dispatcher import Dispatcher
 from numpy.typing import NDArray
 from scipy import signal, sparse
 
-from collector.dsp.aggregation import _fold_arrays
+from collector.dsp.aggregation import _contribution, _fold_arrays
 from collector.dsp.harmonics import (
     _group_rms,
     _groups_from_raw,
@@ -55,6 +55,7 @@ LOOPS: dict[str, Dispatcher] = {
     "circuit phases": _fill_circuit_phases,
     "crossings": _filter_and_trigger,
     "aggregation": _fold_arrays,
+    "aggregation terms": _contribution,
     "ratios": _derive,
     "unbalance": _unbalance,
 }
