@@ -329,6 +329,23 @@ def column_slice_of(x: NDArray[np.floating]) -> tuple[NDArray[np.float64], int] 
     return (base, offset) if offset + x.shape[1] <= base.shape[1] else None
 
 
+def c_ordered_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
+    """``(rows, offset)``: a C-ordered writeable float64 array holding ``x`` from column
+    ``offset`` on, the one layout the compiled loops are built for.
+
+    ``x`` itself when it is such an array; the array it is a column slice of (an
+    engine's buffer) and the slice's first column, so that the loops read the rows in
+    place with unit stride; otherwise a C-ordered copy and 0 (a read-only block of a
+    replay is copied rather than compiled for once more).
+    """
+    if x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous:
+        return x, 0
+    found = column_slice_of(x)
+    if found is not None:
+        return found
+    return np.array(x, dtype=np.float64, order="C"), 0
+
+
 def as_float_rows(x: object) -> NDArray[np.float64]:
     """Like :func:`as_float_array` for (rows, samples) arrays, but a float64 array whose
     rows are each contiguous (a column slice of a larger one) is taken as it is."""

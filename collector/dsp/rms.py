@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.model import column_slice_of
+from collector.model import c_ordered_rows
 
 
 def window_cells(
@@ -125,7 +125,7 @@ def window_mean_product(
     if s0.size == 0:
         return np.empty((0, a.size))
     out = np.empty((s0.size, a.size))
-    rows, offset = _c_rows(x)
+    rows, offset = c_ordered_rows(x)
     _mean_products(
         rows,
         offset,
@@ -138,22 +138,6 @@ def window_mean_product(
         out,
     )
     return out
-
-
-def _c_rows(x: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
-    """A C-contiguous writeable float64 array holding ``x`` from column ``offset`` on.
-
-    ``x`` is usually a column slice of the engine's buffer: then the buffer
-    itself and the slice's first column, so that the compiled loops read the
-    rows in place with unit stride (and can hand them to BLAS); otherwise a
-    C-ordered copy and 0.  The loops are compiled for this one layout.
-    """
-    if x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous:
-        return x, 0
-    found = column_slice_of(x)
-    if found is not None:
-        return found
-    return np.array(x, dtype=np.float64, order="C"), 0
 
 
 # the longest piece of a window's sum handed to BLAS at once (see _mean_products)
@@ -264,7 +248,7 @@ def window_peaks(
     peak = np.empty((first.size, x.shape[0]))
     count = np.zeros((first.size, x.shape[0]), dtype=np.int64)
     if first.size:
-        rows, offset = _c_rows(x)
+        rows, offset = c_ordered_rows(x)
         _peaks(
             rows, first + offset, last + offset, np.asarray(level, dtype=np.float64),
             may_have_nan, peak, count,

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-from collector.model import NS_PER_S, as_float_rows, column_slice_of
+from collector.model import NS_PER_S, as_float_rows, c_ordered_rows
 
 # Samples of history kept beyond one cycle, in cycles: lets the caller's frequency
 # fall to half its previous value between calls without shortening a window.
@@ -232,8 +232,7 @@ def half_cycle_rms(
         tail, rows, offset = y, np.zeros((n_ch, 0)), 0
     else:
         # the common case: the loop squares the block's samples where they lie
-        found = column_slice_of(x)
-        rows, offset = found if found is not None else (np.ascontiguousarray(x), 0)
+        rows, offset = c_ordered_rows(x)
     n_new = 0 if is_nan is not None else x.shape[1]  # samples the loop squares itself
     last = m_tail + x.shape[1] - 1  # windows may end at most on the last sample
     step = 0.5 * n_per_cycle

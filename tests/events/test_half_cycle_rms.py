@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collector.events.half_cycle_rms import half_cycle_rms
+from collector.events.half_cycle_rms import _one_cycle_rms, compile_loops, half_cycle_rms
 from collector.model import NS_PER_S
 
 from .signals import T0_NS, sine, time_axis
@@ -68,7 +68,9 @@ def test_chunked_equals_whole() -> None:
     np.testing.assert_allclose(chunk_t, whole_t, atol=1)  # chunk t0 rounding: < 1 ns
 
 
-@pytest.mark.parametrize("layout", ["read-only view", "every other sample", "column slice"])
+@pytest.mark.parametrize(
+    "layout", ["read-only view", "read-only blocks", "every other sample", "column slice"]
+)
 def test_blocks_in_any_layout_give_the_values_of_a_whole_array(layout: str) -> None:
     # the loop reads a block's rows in place when they lie in a writeable C-ordered
     # array, and a copy otherwise: the values must not depend on which
@@ -82,14 +84,20 @@ def test_blocks_in_any_layout_give_the_values_of_a_whole_array(layout: str) -> N
         held = np.repeat(x, 2, axis=1)[:, ::2]
     else:
         held = np.concatenate([np.zeros((3, 100)), x, np.zeros((3, 100))], axis=1)[:, 100:-100]
+    compile_loops()
+    compiled = len(_one_cycle_rms.signatures)
     parts_v, parts_t, state = [], [], None
     for a in range(0, x.shape[1], 1600):
-        v, t, state = half_cycle_rms(held[:, a:a + 1600], T0_NS + a * 156_250, fs, f, state,
-                                     has_nan=False)
+        block = held[:, a:a + 1600]
+        if layout == "read-only blocks":  # each a C-ordered array of its own, as replays give
+            block = block.copy()
+            block.setflags(write=False)
+        v, t, state = half_cycle_rms(block, T0_NS + a * 156_250, fs, f, state, has_nan=False)
         parts_v.append(v)
         parts_t.append(t)
     np.testing.assert_allclose(np.concatenate(parts_v, axis=1), whole_v, rtol=1e-12)
     np.testing.assert_array_equal(np.concatenate(parts_t), whole_t)
+    assert len(_one_cycle_rms.signatures) == compiled  # no layout compiles the loop again
 
 
 def test_missing_samples_make_only_the_windows_that_touch_them_nan() -> None:
